@@ -1,0 +1,261 @@
+//! The blocking API: loops over the non-blocking [`Pipe`] calls that wait on a [`Signal`].
+//!
+//! Two event counts connect the threads. `work` wakes the flusher when a write, commit, grow,
+//! sync or close gives it something to do. `progress` wakes everyone else when the flusher
+//! publishes an epoch, frees staging, finishes a grow or poisons the pipe (and when a reader
+//! frees staging). Every wait follows the token protocol of [`Signal`], so a wake-up between a
+//! check and a wait is never lost.
+
+use crate::{
+    ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, Signal, StepReport, Transaction,
+};
+use core::task::Poll;
+
+/// A [`Pipe`] with blocking calls, a clock and the signals that connect its threads.
+///
+/// Some thread must run [`run_flusher`](BlockingPipe::run_flusher) (the std feature's
+/// [`ThreadedPipe`](crate::ThreadedPipe) starts one), or calls that wait will wait forever.
+pub struct BlockingPipe<'a, S, C, G> {
+    pipe: Pipe<'a, S>,
+    clock: C,
+    work: G,
+    progress: G,
+}
+
+impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
+    /// Wraps `pipe`; `work` and `progress` are two independent signals.
+    pub fn new(pipe: Pipe<'a, S>, clock: C, work: G, progress: G) -> Self {
+        BlockingPipe {
+            pipe,
+            clock,
+            work,
+            progress,
+        }
+    }
+
+    /// The non-blocking pipe underneath.
+    pub fn pipe(&self) -> &Pipe<'a, S> {
+        &self.pipe
+    }
+
+    /// Waits until `poll` is ready, re-polling after every `progress` notification.
+    fn wait_for<T>(&self, mut poll: impl FnMut() -> Poll<T>) -> T {
+        loop {
+            let token = self.progress.token();
+            if let Poll::Ready(value) = poll() {
+                return value;
+            }
+            self.progress.wait(token, None);
+        }
+    }
+
+    /// Retries `attempt` while it returns `WouldBlock` (staging full).
+    fn retry_blocked<T>(&self, mut attempt: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+        self.wait_for(|| match attempt() {
+            Err(Error::WouldBlock) => {
+                // The flusher frees staging; make sure it is awake.
+                self.work.notify_all();
+                Poll::Pending
+            }
+            other => Poll::Ready(other),
+        })
+    }
+
+    /// Stages `data` at chunk `index` (waiting for staging space) and returns its epoch; see
+    /// [`Pipe::try_write`].
+    ///
+    /// # Errors
+    /// As [`Pipe::try_write`], except `WouldBlock`.
+    pub fn write(&self, index: u64, data: &[u8]) -> Result<Epoch, Error> {
+        let epoch = self.retry_blocked(|| self.pipe.try_write(index, data))?;
+        self.work.notify_all();
+        Ok(epoch)
+    }
+
+    /// Waits until `epoch` is durable.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if its batch or an earlier one failed; an epoch never handed out.
+    pub fn wait(&self, epoch: Epoch) -> Result<(), Error> {
+        self.wait_for(|| self.pipe.poll_durable(epoch))
+    }
+
+    /// [`write`](BlockingPipe::write) then [`wait`](BlockingPipe::wait).
+    ///
+    /// # Errors
+    /// As both.
+    pub fn write_durable(&self, index: u64, data: &[u8]) -> Result<Epoch, Error> {
+        let epoch = self.write(index, data)?;
+        self.wait(epoch).map(|()| epoch)
+    }
+
+    /// Starts a transaction of up to `max_chunks` chunks, waiting for staging space; see
+    /// [`Pipe::transaction`].
+    ///
+    /// # Errors
+    /// As [`Pipe::transaction`], except `WouldBlock`.
+    pub fn transaction(&self, max_chunks: u32) -> Result<BlockingTransaction<'_, 'a, S, G>, Error> {
+        let inner = self.retry_blocked(|| self.pipe.transaction(max_chunks))?;
+        Ok(BlockingTransaction {
+            inner,
+            work: &self.work,
+        })
+    }
+
+    /// Makes everything written so far durable now; returns at once when nothing is pending.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`].
+    pub fn sync(&self) -> Result<(), Error> {
+        match self.pipe.request_sync()? {
+            None => Ok(()),
+            Some(epoch) => {
+                self.work.notify_all();
+                self.wait(epoch)
+            }
+        }
+    }
+
+    /// Adds `chunks` chunks to the store and waits until the new length is durable; returns the
+    /// new length in chunks.
+    ///
+    /// # Errors
+    /// As [`Pipe::request_grow`] and [`Pipe::poll_grow`].
+    pub fn grow(&self, chunks: u64) -> Result<u64, Error> {
+        let ticket: GrowTicket = self.pipe.request_grow(chunks)?;
+        self.work.notify_all();
+        self.wait_for(|| self.pipe.poll_grow(&ticket))
+    }
+
+    /// Reads into `buf`; see [`Pipe::read_into`].
+    ///
+    /// # Errors
+    /// As [`Pipe::read_into`].
+    pub fn read_into(&self, index: u64, buf: &mut [u8]) -> Result<(), Error> {
+        let freed = self.pipe.read_reporting_freed(index, buf)?;
+        if freed > 0 {
+            self.progress.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Reads `count` chunks at `index` into a new vector; see [`Pipe::read`].
+    ///
+    /// # Errors
+    /// As [`Pipe::read`].
+    #[cfg(feature = "alloc")]
+    pub fn read(&self, index: u64, count: u64) -> Result<alloc::vec::Vec<u8>, Error> {
+        let mut buf = alloc::vec![0; self.checked_read_len(index, count)?];
+        self.read_into(index, &mut buf)?;
+        Ok(buf)
+    }
+
+    #[cfg(feature = "alloc")]
+    fn checked_read_len(&self, index: u64, count: u64) -> Result<usize, Error> {
+        let len_chunks = self.pipe.len_chunks();
+        if index.checked_add(count).is_none_or(|end| end > len_chunks) {
+            return Err(Error::OutOfRange {
+                index,
+                count,
+                len_chunks,
+            });
+        }
+        usize::try_from(count)
+            .ok()
+            .and_then(|c| c.checked_mul(self.pipe.config().chunk_size as usize))
+            .ok_or(Error::InvalidInput("read size overflows usize"))
+    }
+
+    /// Stops accepting writes, waits until everything accepted is durable and reports the last
+    /// error. The flusher loop ends once this has been called and the work is done.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if any batch failed.
+    pub fn close(&self) -> Result<(), Error> {
+        let _ = self.pipe.try_close();
+        self.work.notify_all();
+        self.wait_for(|| self.pipe.try_close())
+    }
+
+    /// The flusher: runs flush steps as long as there is work, sleeps on `work` otherwise (up to
+    /// `flush_interval`, or until `max_batch_delay` expires), and returns once the pipe is closed
+    /// and flushed, or poisoned and closed.
+    pub fn run_flusher(&self) {
+        loop {
+            let token = self.work.token();
+            let now = self.clock.now();
+            match self.pipe.step(now) {
+                Ok(StepReport {
+                    published: None,
+                    grew: false,
+                })
+                | Err(Error::WouldBlock) => {}
+                Ok(_) => {
+                    // Progress: wake waiters, and look for the batch that formed meanwhile.
+                    self.progress.notify_all();
+                    continue;
+                }
+                // Poisoned: wake every waiter with the error, then idle until closed.
+                Err(_) => self.progress.notify_all(),
+            }
+            if self.pipe.try_close_if_closing().is_ready() {
+                self.progress.notify_all();
+                return;
+            }
+            let idle_until = now.saturating_add(self.pipe.config().flush_interval);
+            let deadline = self
+                .pipe
+                .next_flush_at(now)
+                .map_or(idle_until, |at| at.min(idle_until));
+            if deadline > now {
+                self.work.wait(token, Some(deadline));
+            }
+        }
+    }
+
+    /// The clock.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+}
+
+/// A transaction of a [`BlockingPipe`]: commit wakes the flusher.
+#[must_use = "a transaction does nothing until it is committed"]
+pub struct BlockingTransaction<'p, 'a, S: ChunkStore, G> {
+    inner: Transaction<'p, 'a, S>,
+    work: &'p G,
+}
+
+impl<S: ChunkStore, G: Signal> BlockingTransaction<'_, '_, S, G> {
+    /// Stages a write; see [`Transaction::write`].
+    ///
+    /// # Errors
+    /// As [`Transaction::write`].
+    pub fn write(&mut self, index: u64, data: &[u8]) -> Result<(), Error> {
+        self.inner.write(index, data)
+    }
+
+    /// Commits; see [`Transaction::commit`]. Wait on the returned epoch for durability.
+    ///
+    /// # Errors
+    /// As [`Transaction::commit`].
+    pub fn commit(self) -> Result<Epoch, Error> {
+        let epoch = self.inner.commit()?;
+        self.work.notify_all();
+        Ok(epoch)
+    }
+}
+
+impl<S, C, G> core::fmt::Debug for BlockingPipe<'_, S, C, G> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BlockingPipe")
+            .field("pipe", &self.pipe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: ChunkStore, G> core::fmt::Debug for BlockingTransaction<'_, '_, S, G> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.inner.fmt(f)
+    }
+}

@@ -1,0 +1,181 @@
+//! Pipe configuration and its validation.
+
+use core::time::Duration;
+
+use crate::Error;
+
+/// How batches are made durable.
+///
+/// This is the seam where the crash-atomic journaled mode plugs in: a mode decides what
+/// [`Pipe::flush_step`](crate::Pipe::flush_step) writes before the sync that publishes a batch.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Journal {
+    /// Classic in-place writes: each batch is written where its chunks live, a writeback hint is
+    /// issued, then one `sync`. One sync per batch and no write amplification, but a crash
+    /// during a batch can leave any subset of its sectors on disk: chunks and transactions can
+    /// tear.
+    #[default]
+    Off,
+}
+
+/// The largest chunk size accepted (1 GiB).
+pub const MAX_CHUNK_SIZE: u32 = 1 << 30;
+/// The largest staging pool accepted, in chunks.
+pub const MAX_STAGING_CHUNKS: u32 = 1 << 24;
+
+/// Configuration of a pipe. Build it with [`Config::new`] and the `with_*` methods; it is checked
+/// by [`Config::validate`] when a pipe is created.
+///
+/// ```
+/// use chunkpipe_core::Config;
+/// let config = Config::new().with_chunk_size(512).with_staging_chunks(64);
+/// assert!(config.validate().is_ok());
+/// assert!(Config::new().with_chunk_size(0).validate().is_err());
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Bytes per chunk (default 4096). Every read and write is a whole number of chunks.
+    pub chunk_size: u32,
+    /// Length a new store is grown to when it is created empty (default 0).
+    pub initial_chunks: u64,
+    /// Staging capacity in chunks (default 1024, i.e. 4 MiB at 4 KiB chunks). It bounds the
+    /// memory in flight, the largest write or transaction, and the largest batch.
+    pub staging_chunks: u32,
+    /// How long an idle flusher sleeps before it looks for housekeeping (default 10 ms). It is
+    /// never a delay on the commit path: a write wakes the flusher at once.
+    pub flush_interval: Duration,
+    /// How long the flusher may hold a batch open to gather more writers (default 0: seal as soon
+    /// as the flusher is free). Bounded; a forced `sync` ignores it.
+    pub max_batch_delay: Duration,
+    /// The durability mode.
+    pub journal: Journal,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            chunk_size: 4096,
+            initial_chunks: 0,
+            staging_chunks: 1024,
+            flush_interval: Duration::from_millis(10),
+            max_batch_delay: Duration::ZERO,
+            journal: Journal::Off,
+        }
+    }
+}
+
+impl Config {
+    /// The default configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`Config::chunk_size`].
+    pub fn with_chunk_size(mut self, bytes: u32) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+
+    /// Sets [`Config::initial_chunks`].
+    pub fn with_initial_chunks(mut self, chunks: u64) -> Self {
+        self.initial_chunks = chunks;
+        self
+    }
+
+    /// Sets [`Config::staging_chunks`].
+    pub fn with_staging_chunks(mut self, chunks: u32) -> Self {
+        self.staging_chunks = chunks;
+        self
+    }
+
+    /// Sets [`Config::flush_interval`].
+    pub fn with_flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// Sets [`Config::max_batch_delay`].
+    pub fn with_max_batch_delay(mut self, delay: Duration) -> Self {
+        self.max_batch_delay = delay;
+        self
+    }
+
+    /// Sets [`Config::journal`].
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = journal;
+        self
+    }
+
+    /// Checks every field and the sizes derived from them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the first rule that is broken.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.chunk_size == 0 {
+            return Err(Error::InvalidInput("chunk_size must not be zero"));
+        }
+        if self.chunk_size > MAX_CHUNK_SIZE {
+            return Err(Error::InvalidInput("chunk_size must be at most 1 GiB"));
+        }
+        if self.staging_chunks == 0 {
+            return Err(Error::InvalidInput("staging_chunks must not be zero"));
+        }
+        if self.staging_chunks > MAX_STAGING_CHUNKS {
+            return Err(Error::InvalidInput("staging_chunks must be at most 2^24"));
+        }
+        if self
+            .initial_chunks
+            .checked_mul(u64::from(self.chunk_size))
+            .is_none()
+        {
+            return Err(Error::InvalidInput(
+                "initial_chunks * chunk_size overflows u64",
+            ));
+        }
+        if self.flush_interval.is_zero() {
+            return Err(Error::InvalidInput("flush_interval must not be zero"));
+        }
+        if self.max_batch_delay > self.flush_interval {
+            return Err(Error::InvalidInput(
+                "max_batch_delay must not exceed flush_interval",
+            ));
+        }
+        crate::staging::StagingLayout::for_config(self).map(|_| ())
+    }
+
+    /// Bytes per chunk as a `u64`, for offset arithmetic.
+    pub(crate) fn chunk_bytes(&self) -> u64 {
+        u64::from(self.chunk_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn each_rule_is_enforced() {
+        let bad = [
+            Config::new().with_chunk_size(0),
+            Config::new().with_chunk_size(MAX_CHUNK_SIZE + 1),
+            Config::new().with_staging_chunks(0),
+            Config::new().with_staging_chunks(MAX_STAGING_CHUNKS + 1),
+            Config::new().with_initial_chunks(u64::MAX),
+            Config::new().with_flush_interval(Duration::ZERO),
+            Config::new().with_max_batch_delay(Duration::from_secs(1)),
+        ];
+        for config in bad {
+            assert!(
+                matches!(config.validate(), Err(Error::InvalidInput(_))),
+                "{config:?} passed validation"
+            );
+        }
+    }
+}

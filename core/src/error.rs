@@ -1,0 +1,247 @@
+//! Error values: what a store reports ([`StoreError`]) and what the pipe reports ([`Error`]).
+//!
+//! Both are `Copy`. A poisoned pipe hands the same error to every waiter, from any thread, so the
+//! error has to be a plain value that no thread can free while another reads it.
+
+use core::fmt;
+use core::num::NonZeroU16;
+
+/// A raw operating-system error code (`errno`), kept as a number: unknown codes exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Errno(NonZeroU16);
+
+impl Errno {
+    /// Wraps a raw code; `None` for 0 or a code that does not fit 16 bits.
+    pub fn new(raw: i32) -> Option<Self> {
+        u16::try_from(raw).ok().and_then(NonZeroU16::new).map(Errno)
+    }
+
+    /// The raw code.
+    pub fn raw(self) -> i32 {
+        i32::from(self.0.get())
+    }
+}
+
+/// What kind of failure a [`StoreError`] is; backends map their OS errors onto these.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StoreErrorKind {
+    /// An I/O error (`EIO` and anything without a more precise kind).
+    Io,
+    /// No space left on the device or over quota.
+    NoSpace,
+    /// An access past the end of the store.
+    OutOfBounds,
+    /// The store or file system does not support the operation.
+    Unsupported,
+    /// Another process holds the store's lock.
+    Locked,
+    /// The store is not what the configuration describes (length, format).
+    Mismatch,
+    /// chunkpipe detected a broken invariant of its own; the pipe poisoned itself rather than
+    /// risk reporting data durable that is not.
+    Internal,
+    /// Anything else.
+    Other,
+}
+
+/// The store operation that failed.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Opening or creating the store.
+    Open,
+    /// Taking the store's exclusive lock.
+    Lock,
+    /// Querying the length.
+    Len,
+    /// Reading.
+    Read,
+    /// Writing.
+    Write,
+    /// Extending.
+    Grow,
+    /// The durability barrier.
+    Sync,
+    /// The writeback hint.
+    Writeback,
+}
+
+/// A failed [`ChunkStore`](crate::ChunkStore) operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StoreError {
+    /// What kind of failure it is.
+    pub kind: StoreErrorKind,
+    /// Which operation failed.
+    pub op: Op,
+    /// The OS error code, when there is one.
+    pub errno: Option<Errno>,
+}
+
+impl StoreError {
+    /// An error of `kind` from `op` with no OS code.
+    pub const fn new(kind: StoreErrorKind, op: Op) -> Self {
+        StoreError {
+            kind,
+            op,
+            errno: None,
+        }
+    }
+
+    /// The same error carrying an OS error code.
+    pub const fn with_errno(mut self, errno: Errno) -> Self {
+        self.errno = Some(errno);
+        self
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} failed: {:?}", self.op, self.kind)?;
+        if let Some(errno) = self.errno {
+            write!(f, " (errno {})", errno.raw())?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for StoreError {}
+
+/// Everything a pipe operation can fail with.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The arguments or the configuration are not valid; the text says which rule was broken.
+    InvalidInput(&'static str),
+    /// A chunk range reaches past the end of the pipe (or its end overflows `u64`).
+    OutOfRange {
+        /// First chunk of the request.
+        index: u64,
+        /// Chunks requested.
+        count: u64,
+        /// Chunks the pipe holds.
+        len_chunks: u64,
+    },
+    /// The operation would have to wait (staging full, a flush step already running); retry later.
+    WouldBlock,
+    /// A write, transaction or batch needs more staging slots than the pipe has; it is never
+    /// split, since that would break its atomicity.
+    TooLarge {
+        /// Chunks requested.
+        chunks: u64,
+        /// Staging capacity in chunks.
+        capacity: u64,
+    },
+    /// Another process holds the store's exclusive lock.
+    Locked,
+    /// An earlier write or sync failed; the pipe refuses new work until the storage is reopened.
+    /// Carries the failure that poisoned it.
+    Poisoned(StoreError),
+    /// A store operation failed (and did not poison the pipe, e.g. a grow that found no space).
+    Store(StoreError),
+    /// The pipe is closed.
+    Closed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidInput(why) => write!(f, "invalid input: {why}"),
+            Error::OutOfRange {
+                index,
+                count,
+                len_chunks,
+            } => write!(
+                f,
+                "chunks {index}..{index}+{count} are out of range (the pipe holds {len_chunks})"
+            ),
+            Error::WouldBlock => f.write_str("operation would block"),
+            Error::TooLarge { chunks, capacity } => {
+                write!(
+                    f,
+                    "{chunks} chunks exceed the staging capacity of {capacity}"
+                )
+            }
+            Error::Locked => f.write_str("the store is locked by another process"),
+            Error::Poisoned(e) => write!(f, "pipe poisoned by an earlier failure: {e}"),
+            Error::Store(e) => write!(f, "store error: {e}"),
+            Error::Closed => f.write_str("the pipe is closed"),
+        }
+    }
+}
+
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Error::Poisoned(e) | Error::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        if e.kind == StoreErrorKind::Locked {
+            Error::Locked
+        } else {
+            Error::Store(e)
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        use std::io::ErrorKind;
+        let errno = match e {
+            Error::Poisoned(s) | Error::Store(s) => s.errno,
+            _ => None,
+        };
+        if let Some(errno) = errno {
+            return std::io::Error::from_raw_os_error(errno.raw());
+        }
+        let kind = match e {
+            Error::InvalidInput(_) | Error::OutOfRange { .. } | Error::TooLarge { .. } => {
+                ErrorKind::InvalidInput
+            }
+            Error::WouldBlock | Error::Locked => ErrorKind::WouldBlock,
+            Error::Store(s) | Error::Poisoned(s) if s.kind == StoreErrorKind::NoSpace => {
+                ErrorKind::StorageFull
+            }
+            Error::Closed => ErrorKind::BrokenPipe,
+            _ => ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_rejects_zero_and_oversized_codes() {
+        assert_eq!(Errno::new(0), None);
+        assert_eq!(Errno::new(-5), None);
+        assert_eq!(Errno::new(70_000), None);
+        assert_eq!(Errno::new(5).map(Errno::raw), Some(5));
+    }
+
+    #[test]
+    fn store_lock_error_converts_to_locked() {
+        let e = StoreError::new(StoreErrorKind::Locked, Op::Lock);
+        assert_eq!(Error::from(e), Error::Locked);
+        let io = StoreError::new(StoreErrorKind::Io, Op::Write);
+        assert_eq!(Error::from(io), Error::Store(io));
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn io_error_keeps_the_os_code() {
+        let e = StoreError::new(StoreErrorKind::Io, Op::Sync).with_errno(Errno::new(5).unwrap());
+        let io: std::io::Error = Error::Poisoned(e).into();
+        assert_eq!(io.raw_os_error(), Some(5));
+        let io: std::io::Error = Error::WouldBlock.into();
+        assert_eq!(io.kind(), std::io::ErrorKind::WouldBlock);
+    }
+}

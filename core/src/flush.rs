@@ -1,0 +1,211 @@
+//! The flush step: grow if asked → seal the open batch → write it in place → sync → publish.
+//!
+//! One flush step handles at most one batch. Only one step runs at a time (a second concurrent
+//! call gets [`Error::WouldBlock`]), so batches are published in epoch order. While a step is
+//! writing and syncing, writers keep joining the next open batch: the next batch forms while the
+//! sync is in flight.
+//!
+//! The durability mode decides what is written before the sync ([`Journal`]); `Journal::Off`
+//! writes the batch in place, hints writeback and syncs the store once.
+
+use crate::pipe::State;
+use crate::staging::SealedBatch;
+use crate::{ChunkStore, Epoch, Error, Instant, Journal, Op, Pipe, StoreError, StoreErrorKind};
+
+/// The most buffers the core puts into one vectored `write_at` call (a stack array).
+const MAX_BUFS_PER_CALL: usize = 64;
+
+/// What one flush step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// The epoch the step published, if it sealed a batch.
+    pub published: Option<Epoch>,
+    /// Whether it handled grow requests (successfully or not).
+    pub grew: bool,
+}
+
+impl<'a, S: ChunkStore> Pipe<'a, S> {
+    /// Does one flush step at `now`: handles pending grow requests, then seals the open batch,
+    /// writes it, makes it durable with one `sync` and publishes its epoch. Returns the epoch
+    /// published, or `None` when there was nothing to do (or `max_batch_delay` has not passed).
+    ///
+    /// At most one batch per call. Blocks only inside store calls.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] when this or an earlier step failed: the batch and every later one
+    /// fail, and the pipe accepts no more writes. [`Error::WouldBlock`] when another flush step
+    /// is running.
+    pub fn flush_step(&self, now: Instant) -> Result<Option<Epoch>, Error> {
+        self.step(now).map(|report| report.published)
+    }
+
+    /// [`flush_step`](Pipe::flush_step), reporting grow work too (so a blocking flusher knows
+    /// whom to wake).
+    ///
+    /// # Errors
+    /// As [`flush_step`](Pipe::flush_step).
+    pub fn step(&self, now: Instant) -> Result<StepReport, Error> {
+        let Some(_flushing) = self.flushing.try_lock() else {
+            return Err(Error::WouldBlock);
+        };
+        let grew = self.grow_step()?;
+        let Some((mut batch, epoch)) = self.seal(now)? else {
+            return Ok(StepReport {
+                published: None,
+                grew,
+            });
+        };
+        let result = match self.config.journal {
+            Journal::Off => self
+                .write_in_place(&mut batch)
+                .and_then(|()| self.store.sync()),
+        };
+        self.publish(batch, epoch, result)?;
+        Ok(StepReport {
+            published: Some(epoch),
+            grew,
+        })
+    }
+
+    /// When a flush step next has work: `Some(now)` or later, `None` when idle.
+    pub fn next_flush_at(&self, now: Instant) -> Option<Instant> {
+        let state = self.lock();
+        if state.poison.is_some() {
+            return None;
+        }
+        if state.grow.completed < state.grow.requested {
+            return Some(now);
+        }
+        if state.open.len == 0 {
+            return None;
+        }
+        let delay = self.config.max_batch_delay;
+        match state.open.seen_at {
+            Some(seen) if !self.seal_now(&state) => Some(seen.saturating_add(delay).max(now)),
+            _ => Some(now),
+        }
+    }
+
+    fn seal_now(&self, state: &State<'_>) -> bool {
+        self.config.max_batch_delay.is_zero() || state.sync_requested || state.closing
+    }
+
+    /// Grows the store to the pending target. A failed grow fails its requests but does not
+    /// poison the pipe, unless the failure was the sync that makes the length durable.
+    fn grow_step(&self) -> Result<bool, Error> {
+        let (seq, target_chunks) = {
+            let state = self.lock();
+            if let Some(e) = state.poison {
+                return Err(Error::Poisoned(e));
+            }
+            if state.grow.completed == state.grow.requested {
+                return Ok(false);
+            }
+            (state.grow.requested, state.grow.target_chunks)
+        };
+        // request_grow checked that the byte length does not overflow.
+        let result = self.store.grow(target_chunks * self.config.chunk_bytes());
+        let mut state = self.lock();
+        state.grow.completed = seq;
+        match result {
+            Ok(()) => state.len_chunks = state.len_chunks.max(target_chunks),
+            Err(e) if e.op == Op::Sync => {
+                return Err(Error::Poisoned(*state.poison.get_or_insert(e)));
+            }
+            Err(e) => {
+                state.grow.last_error = Some(e);
+                if state.grow.requested == seq {
+                    state.grow.target_chunks = state.len_chunks;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Seals the open batch and assigns its epoch, in one step under the lock.
+    fn seal(&self, now: Instant) -> Result<Option<(SealedBatch<'a>, Epoch)>, Error> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if let Some(e) = state.poison {
+            return Err(Error::Poisoned(e));
+        }
+        if state.open.len == 0 {
+            return Ok(None);
+        }
+        let seen = *state.open.seen_at.get_or_insert(now);
+        if !self.seal_now(state) && now < seen.saturating_add(self.config.max_batch_delay) {
+            return Ok(None);
+        }
+        let Some(spare) = state.spare_plan.take() else {
+            // Only one step runs at a time and every step returns the plan it took.
+            let bug = StoreError::new(StoreErrorKind::Internal, Op::Write);
+            return Err(Error::Poisoned(*state.poison.get_or_insert(bug)));
+        };
+        let plan = core::mem::replace(&mut state.open.plan, spare);
+        let len = core::mem::replace(&mut state.open.len, 0);
+        let epoch = state.open.epoch;
+        state.open.epoch = epoch.next();
+        state.open.seen_at = None;
+        state.sync_requested = false;
+        Ok(Some((state.pool.seal(plan, len), epoch)))
+    }
+
+    /// Writes the batch where its chunks live, in runs of consecutive chunks, one vectored call
+    /// per run (split at the store's buffer limit), then hints writeback of the covered range.
+    fn write_in_place(&self, batch: &mut SealedBatch<'a>) -> Result<(), StoreError> {
+        batch.prepare_write();
+        let chunk_bytes = self.config.chunk_bytes();
+        let max_bufs = self
+            .store
+            .capabilities()
+            .max_bufs
+            .clamp(1, MAX_BUFS_PER_CALL);
+        let mut bufs: [&[u8]; MAX_BUFS_PER_CALL] = [&[]; MAX_BUFS_PER_CALL];
+        let live = batch.live_len();
+        let mut i = 0;
+        while i < live {
+            let first = batch.chunk(i);
+            let mut run = 0;
+            while i + run < live && run < max_bufs && batch.chunk(i + run) == first + run as u64 {
+                bufs[run] = batch.bytes(i + run);
+                run += 1;
+            }
+            self.store.write_at(first * chunk_bytes, &bufs[..run])?;
+            i += run;
+        }
+        let start = batch.chunk(0) * chunk_bytes;
+        let end = (batch.chunk(live - 1) + 1) * chunk_bytes;
+        // Only a hint: the sync that follows reports any real failure.
+        let _ = self.store.start_writeback(start, end - start);
+        Ok(())
+    }
+
+    /// Retires the batch's slots and publishes its epoch, or poisons the pipe if it failed.
+    fn publish(
+        &self,
+        batch: SealedBatch<'a>,
+        epoch: Epoch,
+        result: Result<(), StoreError>,
+    ) -> Result<(), Error> {
+        let chunks = batch.len() as u64;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let plan = state.pool.retire(batch, &mut state.index);
+        state.spare_plan = Some(plan);
+        state.stats.syncs += 1;
+        match result {
+            Ok(()) => {
+                debug_assert_eq!(
+                    epoch,
+                    state.durable.next(),
+                    "batches publish in epoch order"
+                );
+                state.durable = epoch;
+                state.stats.batches += 1;
+                state.stats.chunks += chunks;
+                Ok(())
+            }
+            Err(e) => Err(Error::Poisoned(*state.poison.get_or_insert(e))),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! chunkpipe-core: a durable, group-committing write pipeline over chunk-addressed storage.
+//!
+//! Many threads write fixed-size chunks by index. Each write is copied into a bounded staging
+//! pool (backpressure), joins the open batch and receives that batch's **epoch**. One flusher
+//! seals the batch, writes it with vectored I/O, makes it durable with one `sync`, and publishes
+//! the epoch; a writer that waits on its epoch learns that its data is durable — or that it is
+//! not.
+//!
+//! # Layers
+//!
+//! | layer | what | where |
+//! |---|---|---|
+//! | device | [`ChunkStore`]: a byte-addressed file-like store; [`MemStore`] in RAM | `store.rs` |
+//! | staging | fixed-size slots in caller-provided memory, the chunk index | `staging.rs`, `index.rs` |
+//! | state machine | [`Pipe`]: `try_write`, [`Transaction`], `flush_step`, `poll_durable`, reads | `pipe.rs`, `flush.rs`, `tx.rs`, `read.rs` |
+//! | blocking | [`BlockingPipe`]: `write`, `wait`, `sync`, `grow`, `close` over a [`Signal`] | `blocking.rs` |
+//! | platform (std) | [`StdSignal`], [`StdClock`], [`ThreadedPipe`] (flusher thread) | `platform_std.rs` |
+//!
+//! The core never blocks on its own and never starts a thread by itself: time is an argument
+//! (`flush_step(now)`), waiting goes through a [`Signal`]. A flusher thread, an embedded main
+//! loop and a deterministic simulator all drive the same [`Pipe::flush_step`]. Where a batch is
+//! sealed: `Pipe::seal` in `flush.rs`; where an epoch is published: `Pipe::publish`, same file.
+//!
+//! # The contract
+//!
+//! - Epochs start at 1; [`Pipe::durable_epoch`] is [`Epoch::NONE`] until the first batch is
+//!   published, and only grows. Durability is a prefix: `durable_epoch() >= e` means every batch
+//!   up to `e` is durable.
+//! - A write's epoch is assigned in the same step, under the same lock, as the sealing of the
+//!   batch it joined; waiting on it returns `Ok` only after that batch was written and synced.
+//! - A transaction's writes join one batch and share one epoch. Two writes to one chunk in a
+//!   batch leave the later one (last writer wins), in the store and in reads.
+//! - Failure is sticky: when a write or sync of batch `e` fails, `e` and every later batch fail,
+//!   their waiters get [`Error::Poisoned`], and the pipe takes no new writes. A later successful
+//!   sync never makes the failed data count as durable.
+//! - Staging is reserved all-or-nothing; a write or transaction larger than staging is
+//!   [`Error::TooLarge`], never split.
+//! - Bad input is an [`Error`] value, never a panic: lengths that are not whole chunks, ranges
+//!   past the end (no silent extension), overflow, invalid configs.
+//! - Visibility: a write is visible to reads once it has joined a batch, all at once; reads never
+//!   see part of a write or transaction and never a torn chunk (see [`Pipe`]).
+//! - In [`Journal::Off`] (today's only mode) a crash may tear chunks and transactions: only what
+//!   a `sync` covered is durable, at sector granularity.
+//!
+//! # Features
+//!
+//! | feature | gives |
+//! |---|---|
+//! | (none) | everything above except the `std` row; no allocator needed ([`StagingMemory::new`]) |
+//! | `alloc` | [`Pipe::new`] (allocated staging), [`Pipe::read`], `Box`/`Arc` stores, growable [`MemStore`] |
+//! | `std` (default) | [`StdSignal`], [`StdClock`], [`ThreadedPipe`], `From<Error> for io::Error` |
+//!
+//! # Example: driving the state machine by hand
+//!
+//! ```
+//! use chunkpipe_core::{Config, Instant, MemStore, Pipe, StagingMemory};
+//!
+//! let config = Config::new().with_chunk_size(16).with_initial_chunks(8).with_staging_chunks(4);
+//! // No allocator needed: staging lives in a buffer we lend.
+//! let mut staging = vec![0u8; config.staging_memory_bytes()];
+//! let pipe = Pipe::new_in(MemStore::new(), config, StagingMemory::new(&mut staging)).unwrap();
+//!
+//! let mut tx = pipe.transaction(2).unwrap();
+//! tx.write(0, &[1; 16]).unwrap();
+//! tx.write(5, &[2; 16]).unwrap();
+//! let epoch = tx.commit().unwrap();
+//!
+//! assert!(pipe.poll_durable(epoch).is_pending());
+//! assert_eq!(pipe.flush_step(Instant::ZERO), Ok(Some(epoch)));
+//! assert_eq!(pipe.durable_epoch(), epoch);
+//! assert_eq!(pipe.read(5, 1).unwrap(), [2; 16]);
+//! ```
+#![no_std]
+#![deny(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod blocking;
+mod config;
+mod epoch;
+mod error;
+mod flush;
+mod index;
+mod mem_store;
+mod pipe;
+#[cfg(feature = "std")]
+mod platform_std;
+mod read;
+mod signal;
+mod staging;
+mod store;
+mod sync;
+#[cfg(test)]
+mod tests;
+mod time;
+mod tx;
+
+pub use blocking::{BlockingPipe, BlockingTransaction};
+pub use config::{Config, Journal, MAX_CHUNK_SIZE, MAX_STAGING_CHUNKS};
+pub use epoch::Epoch;
+pub use error::{Errno, Error, Op, StoreError, StoreErrorKind};
+pub use flush::StepReport;
+pub use mem_store::MemStore;
+pub use pipe::{GrowTicket, Pipe, PipeStats};
+#[cfg(feature = "std")]
+pub use platform_std::{StdClock, StdPipe, StdSignal, ThreadedPipe};
+pub use signal::Signal;
+pub use staging::StagingMemory;
+pub use store::{Capabilities, ChunkStore};
+pub use time::{Clock, Instant};
+pub use tx::Transaction;

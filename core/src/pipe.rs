@@ -1,0 +1,448 @@
+//! [`Pipe`]: the sans-IO state machine. Writes join the open batch; [`Pipe::flush_step`] (in
+//! `flush.rs`) seals, writes, syncs and publishes it.
+//!
+//! All bookkeeping lives in one [`State`] behind one lock, held only for O(1)-ish work (and the
+//! copy of a write into staging), never across a store call. Which epoch a write gets and which
+//! batch is sealed are decided under that lock, so a write can never receive the epoch of a
+//! batch that was already sealed without it.
+
+use core::task::Poll;
+
+use crate::index::ChunkIndex;
+use crate::staging::{self, PlanEntry, SlotPool, StagingLayout, StagingMemory};
+use crate::sync::{Mutex, MutexGuard};
+use crate::{ChunkStore, Config, Epoch, Error, Instant, Op, StoreError, StoreErrorKind};
+
+/// Counters describing what a pipe has done, for tuning and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PipeStats {
+    /// Batches published.
+    pub batches: u64,
+    /// Chunks in published batches (before dropping superseded writes).
+    pub chunks: u64,
+    /// Calls to the store's `sync` made by flush steps.
+    pub syncs: u64,
+}
+
+/// The batch writers are joining.
+pub(crate) struct OpenBatch<'a> {
+    pub(crate) plan: &'a mut [PlanEntry],
+    pub(crate) len: usize,
+    pub(crate) epoch: Epoch,
+    /// When the flusher first saw this batch non-empty (for `max_batch_delay`).
+    pub(crate) seen_at: Option<Instant>,
+}
+
+/// Pending and finished grow requests.
+#[derive(Default)]
+pub(crate) struct GrowState {
+    /// Requests issued so far; a request is identified by its sequence number.
+    pub(crate) requested: u64,
+    /// Every request up to this one has been handled (successfully or not).
+    pub(crate) completed: u64,
+    /// The length in chunks the pending requests add up to.
+    pub(crate) target_chunks: u64,
+    /// The most recent grow failure.
+    pub(crate) last_error: Option<StoreError>,
+}
+
+/// Everything the core lock protects.
+pub(crate) struct State<'a> {
+    pub(crate) pool: SlotPool<'a>,
+    pub(crate) index: ChunkIndex<'a>,
+    pub(crate) open: OpenBatch<'a>,
+    /// The plan memory of the next batch; `None` while a sealed batch is in flight.
+    pub(crate) spare_plan: Option<&'a mut [PlanEntry]>,
+    pub(crate) durable: Epoch,
+    pub(crate) len_chunks: u64,
+    pub(crate) grow: GrowState,
+    /// The failure that poisoned the pipe (sticky).
+    pub(crate) poison: Option<StoreError>,
+    pub(crate) closing: bool,
+    /// A `sync` asked for the open batch to be sealed without waiting for `max_batch_delay`.
+    pub(crate) sync_requested: bool,
+    pub(crate) stats: PipeStats,
+}
+
+impl State<'_> {
+    /// The newest epoch handed to any write.
+    pub(crate) fn issued(&self) -> Epoch {
+        if self.open.len > 0 {
+            self.open.epoch
+        } else {
+            Epoch::new(self.open.epoch.get() - 1)
+        }
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<(), Error> {
+        if let Some(e) = self.poison {
+            return Err(Error::Poisoned(e));
+        }
+        if self.closing {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Appends a `HELD` slot to the open batch and makes it the newest value of its chunk.
+    pub(crate) fn join_open(&mut self, slot: u32) {
+        let chunk = self.pool.chunk_of(slot);
+        self.pool.open(slot);
+        let order = self.open.len as u32;
+        self.open.plan[self.open.len] = PlanEntry::new(chunk, slot, order);
+        self.open.len += 1;
+        self.index.insert(chunk, slot);
+    }
+}
+
+/// A durable, group-committing write pipeline over one [`ChunkStore`], as a state machine.
+///
+/// Methods never block and never start threads: writes copy into staging and return the epoch
+/// of the batch they joined, and someone — a flusher thread, a main loop, the simulator — calls
+/// [`flush_step`](Pipe::flush_step) to make batches durable. The blocking API
+/// ([`BlockingPipe`](crate::BlockingPipe)) is a thin layer over this one.
+///
+/// # Visibility
+/// A write is visible to reads as soon as it has joined a batch (like a file's page cache), all
+/// of it at once: reads never see part of a write or transaction. Reads prefer staged bytes
+/// over the store, so they never see a chunk while the flusher overwrites it in place. Once the
+/// pipe is poisoned, reads fail too: a failed batch is never read back as if it were applied.
+///
+/// ```
+/// use chunkpipe_core::{Config, Instant, MemStore, Pipe};
+/// let config = Config::new().with_chunk_size(8).with_initial_chunks(4).with_staging_chunks(4);
+/// let pipe = Pipe::new(MemStore::new(), config).unwrap();
+/// let epoch = pipe.try_write(1, b"8 bytes!").unwrap();
+/// assert!(pipe.poll_durable(epoch).is_pending());
+/// assert_eq!(pipe.flush_step(Instant::ZERO), Ok(Some(epoch)));
+/// assert!(pipe.poll_durable(epoch).is_ready());
+/// assert_eq!(pipe.read(1, 1).unwrap(), b"8 bytes!");
+/// ```
+pub struct Pipe<'a, S> {
+    pub(crate) store: S,
+    pub(crate) config: Config,
+    pub(crate) state: Mutex<State<'a>>,
+    /// Held by the one flush step that may run at a time.
+    pub(crate) flushing: Mutex<()>,
+    // Declared last: the regions in `state` point into this memory.
+    _memory: StagingMemory<'a>,
+}
+
+impl<'a, S: ChunkStore> Pipe<'a, S> {
+    /// A pipe over `store` whose staging lives in `memory` (at least
+    /// [`Config::staging_memory_bytes`] long). No allocation.
+    ///
+    /// A store shorter than [`Config::initial_chunks`] is grown to it.
+    ///
+    /// # Errors
+    /// An invalid config or too small memory ([`Error::InvalidInput`]), a store whose length is
+    /// not a whole number of chunks ([`Error::InvalidInput`]), or a store error.
+    pub fn new_in(store: S, config: Config, memory: StagingMemory<'a>) -> Result<Self, Error> {
+        config.validate()?;
+        let layout = StagingLayout::for_config(&config)?;
+        let staging::StagingParts {
+            pool,
+            plans: [open_plan, spare_plan],
+            index,
+        } = staging::carve(&memory, &layout)?;
+        let len_chunks = Self::prepare_store(&store, &config)?;
+        let state = State {
+            pool,
+            index,
+            open: OpenBatch {
+                plan: open_plan,
+                len: 0,
+                epoch: Epoch::new(1),
+                seen_at: None,
+            },
+            spare_plan: Some(spare_plan),
+            durable: Epoch::NONE,
+            len_chunks,
+            grow: GrowState::default(),
+            poison: None,
+            closing: false,
+            sync_requested: false,
+            stats: PipeStats::default(),
+        };
+        Ok(Pipe {
+            store,
+            config,
+            state: Mutex::new(state),
+            flushing: Mutex::new(()),
+            _memory: memory,
+        })
+    }
+
+    /// Checks the store's length against the config and grows a short store; returns its length
+    /// in chunks.
+    fn prepare_store(store: &S, config: &Config) -> Result<u64, Error> {
+        let len_bytes = store.len()?;
+        if len_bytes % config.chunk_bytes() != 0 {
+            return Err(Error::InvalidInput(
+                "store length is not a multiple of chunk_size",
+            ));
+        }
+        let initial_bytes = config.initial_chunks * config.chunk_bytes();
+        if len_bytes < initial_bytes {
+            store.grow(initial_bytes)?;
+            return Ok(config.initial_chunks);
+        }
+        Ok(len_bytes / config.chunk_bytes())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Length in chunks. Grows only when a grow request has completed.
+    pub fn len_chunks(&self) -> u64 {
+        self.state.lock().len_chunks
+    }
+
+    /// The newest durable epoch: every batch up to it is durable. [`Epoch::NONE`] before the
+    /// first batch is published.
+    pub fn durable_epoch(&self) -> Epoch {
+        self.state.lock().durable
+    }
+
+    /// The error that poisoned the pipe, if any.
+    pub fn poisoned(&self) -> Option<Error> {
+        self.state.lock().poison.map(Error::Poisoned)
+    }
+
+    /// What the pipe has done so far.
+    pub fn stats(&self) -> PipeStats {
+        self.state.lock().stats
+    }
+
+    /// Checks that `len_bytes` is a non-zero whole number of chunks and that they fit at
+    /// `index`; returns the chunk count.
+    pub(crate) fn check_range(
+        &self,
+        index: u64,
+        len_bytes: usize,
+        len_chunks: u64,
+    ) -> Result<u64, Error> {
+        let chunk = self.config.chunk_size as usize;
+        if len_bytes == 0 || len_bytes % chunk != 0 {
+            return Err(Error::InvalidInput(
+                "buffer length must be a non-zero multiple of chunk_size",
+            ));
+        }
+        let count = (len_bytes / chunk) as u64;
+        match index.checked_add(count) {
+            Some(end) if end <= len_chunks => Ok(count),
+            _ => Err(Error::OutOfRange {
+                index,
+                count,
+                len_chunks,
+            }),
+        }
+    }
+
+    /// Copies `data` (a whole number of chunks) into staging for chunks `index..` and joins the
+    /// open batch; returns the batch's epoch. All of `data` joins one batch: it becomes durable,
+    /// and visible, together.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when staging has too few free slots (nothing was staged);
+    /// [`Error::TooLarge`] when `data` has more chunks than staging; bad length or range;
+    /// [`Error::Poisoned`], [`Error::Closed`].
+    pub fn try_write(&self, index: u64, data: &[u8]) -> Result<Epoch, Error> {
+        let mut state = self.state.lock();
+        let count = self.check_range(index, data.len(), state.len_chunks)?;
+        self.check_fits_staging(count)?;
+        state.check_writable()?;
+        if u64::from(state.pool.available()) < count {
+            return Err(Error::WouldBlock);
+        }
+        for (chunk, bytes) in (index..).zip(data.chunks_exact(self.config.chunk_size as usize)) {
+            let slot = state.pool.take_filled(chunk, bytes, false);
+            state.join_open(slot);
+        }
+        Ok(state.open.epoch)
+    }
+
+    pub(crate) fn check_fits_staging(&self, chunks: u64) -> Result<(), Error> {
+        let capacity = u64::from(self.config.staging_chunks);
+        if chunks > capacity {
+            return Err(Error::TooLarge { chunks, capacity });
+        }
+        Ok(())
+    }
+
+    /// Whether `epoch` is durable: `Ready(Ok)` once it is, `Ready(Err)` if its batch (or an
+    /// earlier one) failed, `Pending` while it is on its way.
+    ///
+    /// Never `Ready(Ok)` for a write that was not written and synced.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`]; [`Error::InvalidInput`] for an epoch that was never handed out (no
+    /// flush step would ever produce it).
+    pub fn poll_durable(&self, epoch: Epoch) -> Poll<Result<(), Error>> {
+        let state = self.state.lock();
+        if epoch <= state.durable {
+            Poll::Ready(Ok(()))
+        } else if let Some(e) = state.poison {
+            Poll::Ready(Err(Error::Poisoned(e)))
+        } else if epoch > state.issued() {
+            Poll::Ready(Err(Error::InvalidInput("epoch was never handed out")))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Asks for everything written so far to be made durable now (the open batch is sealed at the
+    /// next flush step, ignoring `max_batch_delay`). Returns the epoch to wait for, or `None` when
+    /// everything is already durable.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`].
+    pub fn request_sync(&self) -> Result<Option<Epoch>, Error> {
+        let mut state = self.state.lock();
+        if let Some(e) = state.poison {
+            return Err(Error::Poisoned(e));
+        }
+        let issued = state.issued();
+        if issued <= state.durable {
+            return Ok(None);
+        }
+        state.sync_requested = true;
+        Ok(Some(issued))
+    }
+
+    /// Asks for `chunks` more chunks; the flusher grows the store at its next step (the grow is
+    /// ordered with batches and made durable before it completes). Poll the ticket with
+    /// [`poll_grow`](Pipe::poll_grow).
+    ///
+    /// # Errors
+    /// `chunks == 0`, arithmetic overflow, [`Error::Poisoned`], [`Error::Closed`].
+    pub fn request_grow(&self, chunks: u64) -> Result<GrowTicket, Error> {
+        if chunks == 0 {
+            return Err(Error::InvalidInput("grow by zero chunks"));
+        }
+        let mut state = self.state.lock();
+        state.check_writable()?;
+        let base = state.grow.target_chunks.max(state.len_chunks);
+        let target_chunks = base
+            .checked_add(chunks)
+            .filter(|t| t.checked_mul(self.config.chunk_bytes()).is_some())
+            .ok_or(Error::InvalidInput("grow overflows the byte length"))?;
+        state.grow.target_chunks = target_chunks;
+        state.grow.requested += 1;
+        Ok(GrowTicket {
+            seq: state.grow.requested,
+            target_chunks,
+        })
+    }
+
+    /// `Ready(Ok(len_chunks))` once the grow of `ticket` is durable; `Ready(Err)` if it failed.
+    ///
+    /// # Errors
+    /// The grow's store error, or [`Error::Poisoned`].
+    pub fn poll_grow(&self, ticket: &GrowTicket) -> Poll<Result<u64, Error>> {
+        let state = self.state.lock();
+        if state.len_chunks >= ticket.target_chunks {
+            return Poll::Ready(Ok(state.len_chunks));
+        }
+        if let Some(e) = state.poison {
+            return Poll::Ready(Err(Error::Poisoned(e)));
+        }
+        if state.grow.completed >= ticket.seq {
+            // A completed request short of its target failed; `last_error` says how.
+            let fallback = StoreError::new(StoreErrorKind::Other, Op::Grow);
+            return Poll::Ready(Err(Error::Store(state.grow.last_error.unwrap_or(fallback))));
+        }
+        Poll::Pending
+    }
+
+    /// Stops accepting writes, and reports whether everything accepted is durable: `Pending`
+    /// while flush steps still have work.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] when a batch failed.
+    pub fn try_close(&self) -> Poll<Result<(), Error>> {
+        let mut state = self.state.lock();
+        state.closing = true;
+        if let Some(e) = state.poison {
+            return Poll::Ready(Err(Error::Poisoned(e)));
+        }
+        let grow_pending = state.grow.completed < state.grow.requested;
+        if state.issued() <= state.durable && !grow_pending {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// `Ready` once [`try_close`](Pipe::try_close) was called and has nothing left to wait for
+    /// (everything durable, or poisoned); `Pending` otherwise. Does not start closing.
+    pub fn try_close_if_closing(&self) -> Poll<()> {
+        let closing = self.state.lock().closing;
+        if closing && self.try_close().is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// The state lock, for the other modules of the core.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<'a>> {
+        self.state.lock()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<S: ChunkStore> Pipe<'static, S> {
+    /// A pipe over `store` with staging memory it allocates itself.
+    ///
+    /// # Errors
+    /// As [`Pipe::new_in`].
+    pub fn new(store: S, config: Config) -> Result<Self, Error> {
+        config.validate()?;
+        let memory = StagingMemory::allocate(config.staging_memory_bytes());
+        Self::new_in(store, config, memory)
+    }
+}
+
+impl Config {
+    /// Bytes of staging memory a pipe with this config needs: slot bytes plus about 80 bytes of
+    /// bookkeeping per slot (see the `staging` module docs for the formula). 0 for an invalid
+    /// config.
+    pub fn staging_memory_bytes(&self) -> usize {
+        StagingLayout::for_config(self).map_or(0, |l| l.total_bytes())
+    }
+}
+
+/// A pending grow request; see [`Pipe::request_grow`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrowTicket {
+    seq: u64,
+    target_chunks: u64,
+}
+
+impl GrowTicket {
+    /// The length in chunks the pipe has once this grow completes.
+    pub fn target_chunks(&self) -> u64 {
+        self.target_chunks
+    }
+}
+
+impl<S> core::fmt::Debug for Pipe<'_, S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let state = self.state.lock();
+        f.debug_struct("Pipe")
+            .field("config", &self.config)
+            .field("len_chunks", &state.len_chunks)
+            .field("durable", &state.durable)
+            .field("issued", &state.issued())
+            .field("poison", &state.poison)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,191 @@
+//! The std platform pieces: a condvar [`Signal`], a monotonic [`Clock`] and [`ThreadedPipe`], a
+//! pipe with its flusher thread running.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::sync::{AtomicU32, Condvar, Ordering, StdMutex};
+use crate::{BlockingPipe, ChunkStore, Clock, Config, Error, Instant, Pipe, Signal};
+
+/// A [`Signal`] on a mutex and condvar. `notify_all` costs one atomic increment when nobody
+/// waits, so writers can notify on every write.
+#[derive(Debug, Default)]
+pub struct StdSignal {
+    count: AtomicU32,
+    waiters: AtomicU32,
+    lock: StdMutex<()>,
+    cond: Condvar,
+}
+
+impl StdSignal {
+    /// A new signal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Signal for StdSignal {
+    fn token(&self) -> u32 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    fn wait(&self, token: u32, deadline: Option<Instant>) {
+        // SeqCst pairs with notify_all: either the notifier sees this waiter registered and
+        // takes the lock to wake it, or this waiter sees the new count and does not sleep.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while self.count.load(Ordering::SeqCst) == token {
+            match deadline {
+                None => {
+                    guard = self
+                        .cond
+                        .wait(guard)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(StdClock.now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    guard = self
+                        .cond
+                        .wait_timeout(guard, left)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+                }
+            }
+        }
+        drop(guard);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn notify_all(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            // Taking the lock orders this notify after a waiter's check-then-wait.
+            drop(
+                self.lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            self.cond.notify_all();
+        }
+    }
+}
+
+/// The process's monotonic clock (`std::time::Instant`), as nanoseconds since the first use.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdClock;
+
+impl Clock for StdClock {
+    fn now(&self) -> Instant {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+        Instant::from_nanos(u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+/// The blocking pipe a [`ThreadedPipe`] shares with its flusher thread.
+pub type StdPipe<S> = BlockingPipe<'static, S, StdClock, StdSignal>;
+
+/// A pipe with its flusher thread running: the ready-to-use form on an OS with threads.
+///
+/// It dereferences to [`BlockingPipe`], whose methods take `&self`: share it between threads
+/// with `std::thread::scope` or an `Arc`. [`close`](ThreadedPipe::close) (or drop) flushes,
+/// stops the flusher and joins it.
+///
+/// ```
+/// use chunkpipe_core::{Config, MemStore, ThreadedPipe};
+/// let config = Config::new().with_chunk_size(512).with_initial_chunks(8);
+/// let pipe = ThreadedPipe::start(MemStore::new(), config).unwrap();
+/// let epoch = pipe.write(3, &[7u8; 512]).unwrap();
+/// pipe.wait(epoch).unwrap();
+/// assert!(pipe.pipe().durable_epoch() >= epoch);
+/// assert_eq!(pipe.read(3, 1).unwrap(), [7u8; 512]);
+/// pipe.close().unwrap();
+/// ```
+pub struct ThreadedPipe<S: ChunkStore + Send + Sync + 'static> {
+    shared: Arc<StdPipe<S>>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
+    /// Creates a pipe over `store` with allocated staging and starts its flusher thread.
+    ///
+    /// # Errors
+    /// As [`Pipe::new`]; an [`Error::Store`] if the thread cannot be spawned.
+    pub fn start(store: S, config: Config) -> Result<Self, Error> {
+        Self::from_pipe(Pipe::new(store, config)?)
+    }
+
+    /// Starts the flusher thread of an existing pipe.
+    ///
+    /// # Errors
+    /// An [`Error::Store`] if the thread cannot be spawned.
+    pub fn from_pipe(pipe: Pipe<'static, S>) -> Result<Self, Error> {
+        let shared = Arc::new(BlockingPipe::new(
+            pipe,
+            StdClock,
+            StdSignal::new(),
+            StdSignal::new(),
+        ));
+        let flusher_side = Arc::clone(&shared);
+        let flusher = std::thread::Builder::new()
+            .name("chunkpipe-flusher".into())
+            .spawn(move || flusher_side.run_flusher())
+            .map_err(|_| {
+                Error::Store(crate::StoreError::new(
+                    crate::StoreErrorKind::Other,
+                    crate::Op::Open,
+                ))
+            })?;
+        Ok(ThreadedPipe {
+            shared,
+            flusher: Some(flusher),
+        })
+    }
+
+    /// Flushes and syncs everything written, stops the flusher and reports the last error.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if any batch failed.
+    pub fn close(mut self) -> Result<(), Error> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> Result<(), Error> {
+        let result = self.shared.close();
+        if let Some(flusher) = self.flusher.take() {
+            // The flusher returns once close has nothing left to wait for; it never panics by
+            // design, and if it did, the error is already in `result` or lost with the thread.
+            let _ = flusher.join();
+        }
+        result
+    }
+}
+
+impl<S: ChunkStore + Send + Sync + 'static> core::ops::Deref for ThreadedPipe<S> {
+    type Target = StdPipe<S>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.shared
+    }
+}
+
+impl<S: ChunkStore + Send + Sync + 'static> Drop for ThreadedPipe<S> {
+    fn drop(&mut self) {
+        // Best effort: flush what was written; errors were reported to the waiters already.
+        let _ = self.shut_down();
+    }
+}
+
+impl<S: ChunkStore + Send + Sync + 'static> core::fmt::Debug for ThreadedPipe<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ThreadedPipe")
+            .field("pipe", &self.shared.pipe())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,67 @@
+//! The one place that picks the lock implementation.
+//!
+//! With `std` the core uses `std::sync::Mutex` (a futex: a contended thread sleeps instead of
+//! spinning); without it, `spin::Mutex`. Every lock in the core is held only for O(1)-ish
+//! bookkeeping and never across a [`ChunkStore`](crate::ChunkStore) call, so a spin lock is
+//! acceptable where there is no OS to sleep on.
+
+#[cfg(feature = "std")]
+mod imp {
+    pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
+
+    /// `std::sync::Mutex` without lock poisoning: the core's invariants are re-established
+    /// before any code that could panic runs, so a panic elsewhere does not corrupt the state.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(std::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Mutex(std::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            match self.0.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "std"))]
+mod imp {
+    pub(crate) type MutexGuard<'a, T> = spin::MutexGuard<'a, T>;
+
+    /// `spin::Mutex`, for targets without an OS.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(spin::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Mutex(spin::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock()
+        }
+
+        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            self.0.try_lock()
+        }
+    }
+}
+
+pub(crate) use imp::{Mutex, MutexGuard};
+
+#[cfg(feature = "std")]
+pub(crate) use std::sync::{
+    Condvar, Mutex as StdMutex,
+    atomic::{AtomicU32, Ordering},
+};

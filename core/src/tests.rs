@@ -1,0 +1,293 @@
+//! Unit tests of the sans-IO pipe, driven by hand over a [`MemStore`].
+
+use std::vec::Vec;
+
+use crate::{ChunkStore, Config, Epoch, Error, Instant, MemStore, Pipe};
+
+const CHUNK: usize = 8;
+
+fn config(chunks: u64, staging: u32) -> Config {
+    Config::new()
+        .with_chunk_size(CHUNK as u32)
+        .with_initial_chunks(chunks)
+        .with_staging_chunks(staging)
+}
+
+fn pipe(chunks: u64, staging: u32) -> Pipe<'static, MemStore<'static>> {
+    Pipe::new(MemStore::new(), config(chunks, staging)).unwrap()
+}
+
+fn chunk(byte: u8) -> [u8; CHUNK] {
+    [byte; CHUNK]
+}
+
+fn store_chunk(pipe: &Pipe<'_, MemStore<'_>>, index: u64) -> [u8; CHUNK] {
+    let mut out = [0; CHUNK];
+    pipe.store()
+        .read_at(index * CHUNK as u64, &mut [&mut out])
+        .unwrap();
+    out
+}
+
+#[test]
+fn epochs_start_at_one_and_batches_share_them() {
+    let pipe = pipe(8, 8);
+    assert_eq!(pipe.durable_epoch(), Epoch::NONE);
+    let a = pipe.try_write(0, &chunk(1)).unwrap();
+    let b = pipe.try_write(1, &chunk(2)).unwrap();
+    assert_eq!((a, b), (Epoch::new(1), Epoch::new(1)));
+    assert_eq!(pipe.flush_step(Instant::ZERO), Ok(Some(a)));
+    let c = pipe.try_write(2, &chunk(3)).unwrap();
+    assert_eq!(c, Epoch::new(2));
+    assert_eq!(pipe.flush_step(Instant::ZERO), Ok(Some(c)));
+    assert_eq!(
+        pipe.flush_step(Instant::ZERO),
+        Ok(None),
+        "nothing left to do"
+    );
+    assert_eq!(pipe.stats().batches, 2);
+}
+
+#[test]
+fn a_write_is_durable_only_after_its_flush_step() {
+    let pipe = pipe(4, 4);
+    let epoch = pipe.try_write(2, &chunk(9)).unwrap();
+    assert!(pipe.poll_durable(epoch).is_pending());
+    assert_eq!(
+        store_chunk(&pipe, 2),
+        chunk(0),
+        "not written before the flush step"
+    );
+    pipe.flush_step(Instant::ZERO).unwrap();
+    assert!(matches!(
+        pipe.poll_durable(epoch),
+        core::task::Poll::Ready(Ok(()))
+    ));
+    assert_eq!(store_chunk(&pipe, 2), chunk(9));
+}
+
+#[test]
+fn last_writer_wins_within_a_batch_in_store_and_reads() {
+    let pipe = pipe(4, 8);
+    pipe.try_write(1, &chunk(1)).unwrap();
+    let mut two = Vec::from(chunk(2));
+    two.extend_from_slice(&chunk(3));
+    pipe.try_write(0, &two).unwrap();
+    pipe.try_write(1, &chunk(4)).unwrap();
+    assert_eq!(
+        pipe.read(1, 1).unwrap(),
+        chunk(4),
+        "staged reads see the newest write"
+    );
+    pipe.flush_step(Instant::ZERO).unwrap();
+    assert_eq!(store_chunk(&pipe, 1), chunk(4));
+    assert_eq!(store_chunk(&pipe, 0), chunk(2));
+}
+
+#[test]
+fn full_staging_is_would_block_and_frees_after_publish() {
+    let pipe = pipe(8, 2);
+    pipe.try_write(0, &chunk(1)).unwrap();
+    pipe.try_write(1, &chunk(1)).unwrap();
+    assert_eq!(pipe.try_write(2, &chunk(1)), Err(Error::WouldBlock));
+    assert!(matches!(pipe.transaction(1), Err(Error::WouldBlock)));
+    pipe.flush_step(Instant::ZERO).unwrap();
+    assert!(pipe.try_write(2, &chunk(1)).is_ok());
+}
+
+#[test]
+fn writes_larger_than_staging_are_too_large() {
+    let pipe = pipe(8, 2);
+    let three = [0u8; 3 * CHUNK];
+    assert_eq!(
+        pipe.try_write(0, &three),
+        Err(Error::TooLarge {
+            chunks: 3,
+            capacity: 2
+        })
+    );
+    assert!(matches!(
+        pipe.transaction(3),
+        Err(Error::TooLarge {
+            chunks: 3,
+            capacity: 2
+        })
+    ));
+}
+
+#[test]
+fn transactions_join_one_batch_only_at_commit() {
+    let pipe = pipe(8, 8);
+    let mut tx = pipe.transaction(3).unwrap();
+    tx.write(0, &chunk(1)).unwrap();
+    tx.write(5, &chunk(2)).unwrap();
+    assert_eq!(
+        pipe.read(0, 1).unwrap(),
+        chunk(0),
+        "uncommitted writes are invisible"
+    );
+    assert_eq!(
+        pipe.flush_step(Instant::ZERO),
+        Ok(None),
+        "nothing joined yet"
+    );
+    let epoch = tx.commit().unwrap();
+    assert_eq!(pipe.read(5, 1).unwrap(), chunk(2));
+    assert_eq!(pipe.flush_step(Instant::ZERO), Ok(Some(epoch)));
+    assert_eq!(
+        (store_chunk(&pipe, 0), store_chunk(&pipe, 5)),
+        (chunk(1), chunk(2))
+    );
+}
+
+#[test]
+fn transaction_limits_and_drop_release_staging() {
+    let pipe = pipe(8, 4);
+    let tx = pipe.transaction(2).unwrap();
+    assert_eq!(
+        tx.commit(),
+        Err(Error::InvalidInput("commit of an empty transaction"))
+    );
+    let mut tx = pipe.transaction(2).unwrap();
+    tx.write(0, &chunk(1)).unwrap();
+    assert_eq!(
+        tx.write(1, &[0; 2 * CHUNK]),
+        Err(Error::TooLarge {
+            chunks: 3,
+            capacity: 2
+        })
+    );
+    assert!(
+        matches!(pipe.transaction(3), Err(Error::WouldBlock)),
+        "2 of 4 slots are held"
+    );
+    drop(tx);
+    let all = pipe
+        .transaction(4)
+        .expect("dropping the transaction released its slots");
+    drop(all);
+    assert_eq!(pipe.read(0, 1).unwrap(), chunk(0));
+}
+
+#[test]
+fn bad_input_is_an_error_value() {
+    let pipe = pipe(4, 4);
+    let bad_len = Error::InvalidInput("buffer length must be a non-zero multiple of chunk_size");
+    assert_eq!(pipe.try_write(0, &[]), Err(bad_len));
+    assert_eq!(pipe.try_write(0, &[0; CHUNK + 1]), Err(bad_len));
+    assert_eq!(
+        pipe.try_write(4, &chunk(0)),
+        Err(Error::OutOfRange {
+            index: 4,
+            count: 1,
+            len_chunks: 4
+        })
+    );
+    assert_eq!(
+        pipe.try_write(u64::MAX, &chunk(0)),
+        Err(Error::OutOfRange {
+            index: u64::MAX,
+            count: 1,
+            len_chunks: 4
+        })
+    );
+    assert!(matches!(pipe.read(3, 2), Err(Error::OutOfRange { .. })));
+    assert!(matches!(
+        pipe.read(0, u64::MAX),
+        Err(Error::OutOfRange { .. })
+    ));
+    assert!(matches!(pipe.request_grow(0), Err(Error::InvalidInput(_))));
+    assert!(matches!(
+        pipe.request_grow(u64::MAX),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        pipe.poll_durable(Epoch::new(7)),
+        core::task::Poll::Ready(Err(Error::InvalidInput(_)))
+    ));
+}
+
+#[test]
+fn grow_is_handled_by_the_flush_step() {
+    let pipe = pipe(2, 4);
+    let ticket = pipe.request_grow(3).unwrap();
+    assert_eq!(ticket.target_chunks(), 5);
+    assert!(pipe.poll_grow(&ticket).is_pending());
+    assert!(matches!(
+        pipe.try_write(4, &chunk(1)),
+        Err(Error::OutOfRange { .. })
+    ));
+    assert_eq!(pipe.next_flush_at(Instant::ZERO), Some(Instant::ZERO));
+    pipe.flush_step(Instant::ZERO).unwrap();
+    assert!(matches!(
+        pipe.poll_grow(&ticket),
+        core::task::Poll::Ready(Ok(5))
+    ));
+    assert_eq!(pipe.store().len(), Ok(5 * CHUNK as u64));
+    assert!(pipe.try_write(4, &chunk(1)).is_ok());
+}
+
+#[test]
+fn sync_and_close_report_what_is_pending() {
+    let pipe = pipe(4, 4);
+    assert_eq!(
+        pipe.request_sync(),
+        Ok(None),
+        "nothing pending: returns at once"
+    );
+    let epoch = pipe.try_write(0, &chunk(1)).unwrap();
+    assert_eq!(pipe.request_sync(), Ok(Some(epoch)));
+    assert!(pipe.try_close().is_pending());
+    assert_eq!(pipe.try_write(1, &chunk(1)), Err(Error::Closed));
+    pipe.flush_step(Instant::ZERO).unwrap();
+    assert!(matches!(pipe.try_close(), core::task::Poll::Ready(Ok(()))));
+}
+
+#[test]
+fn max_batch_delay_holds_a_batch_until_it_passes_or_a_sync_asks() {
+    let config = config(4, 4)
+        .with_max_batch_delay(core::time::Duration::from_micros(50))
+        .with_flush_interval(core::time::Duration::from_millis(1));
+    let pipe = Pipe::new(MemStore::new(), config).unwrap();
+    let t0 = Instant::from_nanos(1_000);
+    let epoch = pipe.try_write(0, &chunk(1)).unwrap();
+    assert_eq!(pipe.flush_step(t0), Ok(None));
+    assert_eq!(pipe.next_flush_at(t0), Some(Instant::from_nanos(51_000)));
+    assert_eq!(pipe.flush_step(Instant::from_nanos(50_999)), Ok(None));
+    assert_eq!(
+        pipe.flush_step(Instant::from_nanos(51_000)),
+        Ok(Some(epoch))
+    );
+    let next = pipe.try_write(0, &chunk(2)).unwrap();
+    pipe.request_sync().unwrap();
+    assert_eq!(
+        pipe.flush_step(Instant::from_nanos(60_000)),
+        Ok(Some(next)),
+        "sync skips the delay"
+    );
+}
+
+#[test]
+fn works_without_an_allocator_in_lent_memory() {
+    let config = config(4, 2);
+    let mut staging = [0u8; 512];
+    assert!(config.staging_memory_bytes() <= staging.len());
+    let mut disk = [0u8; 4 * CHUNK];
+    let memory = crate::StagingMemory::new(&mut staging);
+    let pipe = Pipe::new_in(MemStore::in_buffer(&mut disk), config, memory).unwrap();
+    let epoch = pipe.try_write(3, &chunk(5)).unwrap();
+    assert_eq!(pipe.flush_step(Instant::ZERO), Ok(Some(epoch)));
+    let mut out = [0u8; CHUNK];
+    pipe.read_into(3, &mut out).unwrap();
+    assert_eq!(out, chunk(5));
+}
+
+#[test]
+fn a_store_of_the_wrong_length_is_refused() {
+    let store = MemStore::new();
+    store.grow(CHUNK as u64 + 3).unwrap();
+    assert!(matches!(
+        Pipe::new(store, config(0, 2)),
+        Err(Error::InvalidInput(_))
+    ));
+}
