@@ -1,1 +1,74 @@
+//! chunkpipe-posix: the file [`ChunkStore`](chunkpipe_core::ChunkStore) that the Linux and macOS
+//! backends share.
+//!
+//! Everything POSIX gives both platforms lives here, once: opening with `O_CLOEXEC`, the
+//! exclusive `flock`, the parent-directory `fsync` after creating a file, `preadv`/`pwritev`
+//! loops that handle short I/O, `EINTR` and `IOV_MAX`, and the errno → [`StoreError`] mapping.
+//! What differs — the durability barrier, space preallocation, the writeback hint, extra open
+//! flags — is a [`Platform`], implemented by `chunkpipe-linux` and `chunkpipe-macos`.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `errno.rs` | errno → [`StoreError`] |
+//! | `file.rs` | open, lock, directory sync |
+//! | `io.rs` | vectored read/write loops |
+//! | `store.rs` | [`FileStore`]: the `ChunkStore` over a file |
 #![cfg(unix)]
+#![deny(missing_docs)]
+
+mod errno;
+mod file;
+mod io;
+mod store;
+
+use std::path::Path;
+
+use chunkpipe_core::{Config, Error, StoreError, ThreadedPipe};
+pub use errno::store_error;
+pub use rustix::fd::BorrowedFd;
+pub use store::FileStore;
+
+/// What a platform does its own way. Every method gets the open file.
+pub trait Platform: Send + Sync + 'static {
+    /// The durability barrier for every write that returned before the call
+    /// (`fdatasync` on Linux, `F_FULLFSYNC` on macOS).
+    ///
+    /// # Errors
+    /// The store error, with [`Op::Sync`](chunkpipe_core::Op::Sync).
+    fn sync(fd: BorrowedFd<'_>) -> Result<(), StoreError>;
+
+    /// Allocates space for bytes `old_len..new_len` where the file system can (the file's length
+    /// may grow as a side effect). Returns `Ok(false)` when the file system cannot preallocate,
+    /// so the caller zero-fills instead.
+    ///
+    /// # Errors
+    /// The store error (`NoSpace` above all).
+    fn preallocate(fd: BorrowedFd<'_>, old_len: u64, new_len: u64) -> Result<bool, StoreError>;
+
+    /// Hints the kernel to start writing back `len` bytes at `offset`. Never durability.
+    ///
+    /// # Errors
+    /// The store error; callers treat it as a hint that failed.
+    fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<(), StoreError> {
+        let _ = (fd, offset, len);
+        Ok(())
+    }
+
+    /// Open flags to try in addition to `O_RDWR | O_CREAT | O_CLOEXEC`, dropped if the open
+    /// fails with them (`O_NOATIME` on Linux, which only the file's owner may use).
+    fn best_effort_open_flags() -> rustix::fs::OFlags {
+        rustix::fs::OFlags::empty()
+    }
+}
+
+/// Opens (or creates) the data file at `path` and returns a pipe over it with its flusher
+/// thread running. A new file is grown to `config.initial_chunks`; an existing one must be a
+/// whole number of chunks.
+///
+/// # Errors
+/// [`Error::Locked`] when another process has the file open through chunkpipe; an invalid
+/// config; a file that does not fit it; an OS error.
+pub fn open<P: Platform>(path: &Path, config: Config) -> Result<ThreadedPipe<FileStore<P>>, Error> {
+    config.validate()?;
+    ThreadedPipe::start(FileStore::<P>::open(path)?, config)
+}

@@ -1,0 +1,88 @@
+//! chunkpipe-linux: chunkpipe over a file on Linux.
+//!
+//! The shared POSIX store ([`chunkpipe_posix::FileStore`]) with Linux's own pieces:
+//!
+//! | operation | call |
+//! |---|---|
+//! | `sync` | `fdatasync(fd)` |
+//! | grow | `fallocate(fd, 0, old, new - old)`, zero-fill where unsupported, `ftruncate`, `fdatasync` |
+//! | writeback hint | `sync_file_range(fd, off, len, SYNC_FILE_RANGE_WRITE)` |
+//! | open | `O_RDWR | O_CREAT | O_CLOEXEC`, `O_NOATIME` when permitted |
+//!
+//! ```
+//! # fn main() -> Result<(), chunkpipe_linux::Error> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let config = chunkpipe_linux::Config::new().with_initial_chunks(16);
+//! let pipe = chunkpipe_linux::open(&dir.path().join("data"), config)?;
+//! let epoch = pipe.write(3, &[42u8; 4096])?;
+//! pipe.wait(epoch)?; // durable: written and fdatasync'ed
+//! assert_eq!(pipe.read(3, 1)?, vec![42u8; 4096]);
+//! pipe.close()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # References
+//! - [fdatasync(2)](https://man7.org/linux/man-pages/man2/fdatasync.2.html)
+//! - [fallocate(2)](https://man7.org/linux/man-pages/man2/fallocate.2.html)
+//! - [sync_file_range(2)](https://man7.org/linux/man-pages/man2/sync_file_range.2.html)
+//! - [flock(2)](https://man7.org/linux/man-pages/man2/flock.2.html)
+#![cfg(target_os = "linux")]
+#![deny(missing_docs)]
+
+mod writeback;
+
+use std::path::Path;
+
+pub use chunkpipe_core::{Config, Epoch, Error, Journal, ThreadedPipe};
+use chunkpipe_core::{Op, StoreError};
+use chunkpipe_posix::{BorrowedFd, Platform, store_error};
+use rustix::fs::{FallocateFlags, OFlags};
+use rustix::io::Errno;
+
+/// Linux's way of syncing, preallocating and hinting writeback.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Linux;
+
+/// A data file on Linux.
+pub type FileStore = chunkpipe_posix::FileStore<Linux>;
+
+/// A pipe over a Linux data file, with its flusher thread running.
+pub type FilePipe = ThreadedPipe<FileStore>;
+
+/// Opens (or creates) the data file at `path` and returns a ready pipe over it.
+///
+/// # Errors
+/// [`Error::Locked`] when another process has it open; an invalid config or a file that does
+/// not fit it; an OS error.
+pub fn open(path: &Path, config: Config) -> Result<FilePipe, Error> {
+    chunkpipe_posix::open::<Linux>(path, config)
+}
+
+impl Platform for Linux {
+    /// `fdatasync(fd)`.
+    fn sync(fd: BorrowedFd<'_>) -> Result<(), StoreError> {
+        rustix::fs::fdatasync(fd).map_err(|e| store_error(Op::Sync, e))
+    }
+
+    /// `fallocate(fd, 0, old_len, new_len - old_len)`; `Ok(false)` where the file system has no
+    /// fallocate (FUSE and some network file systems).
+    fn preallocate(fd: BorrowedFd<'_>, old_len: u64, new_len: u64) -> Result<bool, StoreError> {
+        match rustix::fs::fallocate(fd, FallocateFlags::empty(), old_len, new_len - old_len) {
+            Ok(()) => Ok(true),
+            Err(Errno::OPNOTSUPP | Errno::NOSYS) => Ok(false),
+            Err(e) => Err(store_error(Op::Grow, e)),
+        }
+    }
+
+    /// `sync_file_range(fd, offset, len, SYNC_FILE_RANGE_WRITE)`, skipped where unsupported.
+    fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<(), StoreError> {
+        match writeback::sync_file_range_write(fd, offset, len) {
+            Ok(()) | Err(Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP) => Ok(()),
+            Err(e) => Err(store_error(Op::Writeback, e)),
+        }
+    }
+
+    fn best_effort_open_flags() -> OFlags {
+        OFlags::NOATIME
+    }
+}

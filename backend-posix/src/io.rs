@@ -1,0 +1,72 @@
+//! `preadv`/`pwritev` loops: whole or error, through short transfers, `EINTR` and `IOV_MAX`.
+
+use std::io::{IoSlice, IoSliceMut};
+
+use chunkpipe_core::{Op, StoreError, StoreErrorKind};
+use rustix::fd::BorrowedFd;
+use rustix::io::Errno;
+
+use crate::store_error;
+
+/// The most iovecs one call takes on Linux and macOS; longer lists are split.
+pub(crate) const IOV_MAX: usize = 1024;
+
+/// Writes all of `bufs` at `offset` with `pwritev`, retrying short writes and `EINTR`.
+pub(crate) fn write_all_at(
+    fd: BorrowedFd<'_>,
+    mut offset: u64,
+    bufs: &[&[u8]],
+) -> Result<(), StoreError> {
+    for group in bufs.chunks(IOV_MAX) {
+        let mut storage = [IoSlice::new(&[]); IOV_MAX];
+        for (slice, buf) in storage.iter_mut().zip(group) {
+            *slice = IoSlice::new(buf);
+        }
+        let mut slices = &mut storage[..group.len()];
+        IoSlice::advance_slices(&mut slices, 0); // drop leading empty buffers
+        while !slices.is_empty() {
+            match rustix::io::pwritev(fd, slices, offset) {
+                // No progress on a non-empty write: the device refuses; never spin on it.
+                Ok(0) => return Err(store_error(Op::Write, Errno::IO)),
+                Ok(n) => {
+                    offset += n as u64;
+                    IoSlice::advance_slices(&mut slices, n);
+                }
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(store_error(Op::Write, e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fills all of `bufs` from `offset` with `preadv`, retrying short reads and `EINTR`. End of
+/// file before the buffers are full is `OutOfBounds`.
+pub(crate) fn read_exact_at(
+    fd: BorrowedFd<'_>,
+    mut offset: u64,
+    bufs: &mut [&mut [u8]],
+) -> Result<(), StoreError> {
+    for group in bufs.chunks_mut(IOV_MAX) {
+        let mut storage: [IoSliceMut<'_>; IOV_MAX] =
+            std::array::from_fn(|_| IoSliceMut::new(&mut []));
+        let count = group.len();
+        for (slice, buf) in storage.iter_mut().zip(group.iter_mut()) {
+            *slice = IoSliceMut::new(buf);
+        }
+        let mut slices = &mut storage[..count];
+        IoSliceMut::advance_slices(&mut slices, 0);
+        while !slices.is_empty() {
+            match rustix::io::preadv(fd, slices, offset) {
+                Ok(0) => return Err(StoreError::new(StoreErrorKind::OutOfBounds, Op::Read)),
+                Ok(n) => {
+                    offset += n as u64;
+                    IoSliceMut::advance_slices(&mut slices, n);
+                }
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(store_error(Op::Read, e)),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! [`FileStore`]: a [`ChunkStore`] over one locked file.
+
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chunkpipe_core::{Capabilities, ChunkStore, Error, Op, StoreError, StoreErrorKind};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use crate::io::{IOV_MAX, read_exact_at, write_all_at};
+use crate::{Platform, file, store_error};
+
+/// A data file as a [`ChunkStore`], holding an exclusive `flock` for as long as it is open.
+/// `P` supplies what the platform does its own way (sync, preallocation, writeback hint).
+pub struct FileStore<P> {
+    fd: OwnedFd,
+    /// The file's length. Only `grow` changes it, and the pipe runs one grow at a time.
+    len: AtomicU64,
+    _platform: PhantomData<fn() -> P>,
+}
+
+impl<P: Platform> FileStore<P> {
+    /// Opens or creates the file at `path` and locks it.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another open `FileStore` (in any process) holds the file; an OS
+    /// error as [`Error::Store`].
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let opened = file::open_locked::<P>(path)?;
+        Ok(FileStore {
+            fd: opened.fd,
+            len: AtomicU64::new(opened.len),
+            _platform: PhantomData,
+        })
+    }
+
+    /// The file descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn check_bounds(&self, offset: u64, len: usize, op: Op) -> Result<(), StoreError> {
+        let end = offset.checked_add(len as u64);
+        match end {
+            Some(end) if end <= self.len.load(Ordering::Acquire) => Ok(()),
+            _ => Err(StoreError::new(StoreErrorKind::OutOfBounds, op)),
+        }
+    }
+
+    /// Writes zeros over `from..to`, for file systems that cannot preallocate.
+    fn zero_fill(&self, from: u64, to: u64) -> Result<(), StoreError> {
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(ZEROS.len() as u64) as usize;
+            write_all_at(self.fd(), at, &[&ZEROS[..n]])
+                .map_err(|e| StoreError { op: Op::Grow, ..e })?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+}
+
+impl<P: Platform> ChunkStore for FileStore<P> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { max_bufs: IOV_MAX }
+    }
+
+    fn len(&self) -> Result<u64, StoreError> {
+        Ok(self.len.load(Ordering::Acquire))
+    }
+
+    fn read_at(&self, offset: u64, bufs: &mut [&mut [u8]]) -> Result<(), StoreError> {
+        self.check_bounds(offset, bufs.iter().map(|b| b.len()).sum(), Op::Read)?;
+        read_exact_at(self.fd(), offset, bufs)
+    }
+
+    fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), StoreError> {
+        self.check_bounds(offset, bufs.iter().map(|b| b.len()).sum(), Op::Write)?;
+        write_all_at(self.fd(), offset, bufs)
+    }
+
+    /// Preallocates (or zero-fills where the file system cannot), sets the length with
+    /// `ftruncate`, and syncs so the new length is durable before it is used.
+    fn grow(&self, new_len: u64) -> Result<(), StoreError> {
+        let old_len = self.len.load(Ordering::Acquire);
+        if new_len <= old_len {
+            return Ok(());
+        }
+        if !P::preallocate(self.fd(), old_len, new_len)? {
+            self.zero_fill(old_len, new_len)?;
+        }
+        rustix::fs::ftruncate(&self.fd, new_len).map_err(|e| store_error(Op::Grow, e))?;
+        P::sync(self.fd())?;
+        self.len.store(new_len, Ordering::Release);
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        P::sync(self.fd())
+    }
+
+    fn start_writeback(&self, offset: u64, len: u64) -> Result<(), StoreError> {
+        P::start_writeback(self.fd(), offset, len)
+    }
+}
+
+impl<P> std::fmt::Debug for FileStore<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("fd", &self.fd)
+            .field("len", &self.len.load(Ordering::Relaxed))
+            .finish()
+    }
+}

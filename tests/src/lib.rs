@@ -1,0 +1,76 @@
+//! chunkpipe-tests: the conformance suite, written once and run against every backend.
+//!
+//! A backend provides a [`Harness`] — how to open its storage as a ready pipe — and expands
+//! [`conformance!`] in its test file, which makes one `#[test]` per case so a failure names the
+//! case. Every pipe is opened over a [`FaultyStore`], so the fault cases run on every backend.
+//!
+//! To run the suite against a new backend, implement [`Harness`] for it (and [`LockingHarness`]
+//! if it locks its files) and add a test file like `tests/linux.rs`.
+#![deny(missing_docs)]
+
+pub mod conformance;
+mod faulty;
+
+use chunkpipe_core::{ChunkStore, Config, Error, ThreadedPipe};
+pub use faulty::FaultyStore;
+
+/// A pipe under test: the backend's store behind a [`FaultyStore`], with its flusher running.
+pub type TestPipe<S> = ThreadedPipe<FaultyStore<S>>;
+
+/// How the suite reaches one backend's storage.
+pub trait Harness {
+    /// The backend's store.
+    type Store: ChunkStore + Send + Sync + 'static;
+
+    /// Opens this harness's storage — created empty the first time, the same storage on every
+    /// later call — as a ready pipe.
+    ///
+    /// # Errors
+    /// Whatever the backend's open reports.
+    fn open(&self, config: Config) -> Result<TestPipe<Self::Store>, Error>;
+
+    /// Appends `bytes` raw bytes to the storage while no pipe is open (to make its length not
+    /// fit a config).
+    fn append_raw(&self, bytes: usize);
+}
+
+/// A harness whose storage is locked while a pipe has it open.
+pub trait LockingHarness: Harness {
+    /// Tries to open the storage a second time, bypassing nothing.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] while a pipe holds it.
+    fn open_again(&self) -> Result<(), Error>;
+}
+
+/// Expands to one `#[test]` per conformance case, each on a fresh harness from `$make`.
+/// `locking` adds the cases that need a [`LockingHarness`].
+#[macro_export]
+macro_rules! conformance {
+    ($make:expr) => {
+        $crate::conformance!(@cases $make;
+            round_trips_of_1_2_4_and_many_chunks, overwrite_returns_the_newest_value,
+            multi_chunk_write_is_one_epoch, reopen_keeps_data, grow_then_write,
+            sync_forces_durability_and_returns_at_once_when_idle, epochs_are_monotone,
+            transaction_shares_one_epoch, transaction_last_writer_wins,
+            concurrent_disjoint_transactions, empty_commit_is_an_error,
+            many_threads_write_and_read_values, backpressure_with_a_tiny_staging_pool,
+            reads_never_see_part_of_a_write, read_completes_while_a_sync_is_blocked,
+            bad_input_returns_errors, store_of_the_wrong_length_is_refused,
+            failed_sync_fails_exactly_the_affected_waiters, failed_write_poisons_the_pipe,
+            close_reports_the_last_error);
+    };
+    ($make:expr, locking) => {
+        $crate::conformance!($make);
+        $crate::conformance!(@cases $make; second_open_is_locked);
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let harness = $make;
+                $crate::conformance::$case(&harness);
+            }
+        )*
+    };
+}
