@@ -8,8 +8,12 @@ use rustix::io::Errno;
 
 use crate::store_error;
 
-/// The most iovecs one call takes on Linux and macOS; longer lists are split.
+/// The most iovecs one call takes on Linux and macOS.
 pub(crate) const IOV_MAX: usize = 1024;
+
+/// Iovecs per call these loops build on the stack: well under `IOV_MAX`, and small enough that
+/// building them costs nothing next to the syscall. Longer lists take several calls.
+const IOV_GROUP: usize = 64;
 
 /// Writes all of `bufs` at `offset` with `pwritev`, retrying short writes and `EINTR`.
 pub(crate) fn write_all_at(
@@ -17,8 +21,11 @@ pub(crate) fn write_all_at(
     mut offset: u64,
     bufs: &[&[u8]],
 ) -> Result<(), StoreError> {
-    for group in bufs.chunks(IOV_MAX) {
-        let mut storage = [IoSlice::new(&[]); IOV_MAX];
+    if let [buf] = bufs {
+        return write_one_at(fd, offset, buf);
+    }
+    for group in bufs.chunks(IOV_GROUP) {
+        let mut storage = [IoSlice::new(&[]); IOV_GROUP];
         for (slice, buf) in storage.iter_mut().zip(group) {
             *slice = IoSlice::new(buf);
         }
@@ -47,8 +54,11 @@ pub(crate) fn read_exact_at(
     mut offset: u64,
     bufs: &mut [&mut [u8]],
 ) -> Result<(), StoreError> {
-    for group in bufs.chunks_mut(IOV_MAX) {
-        let mut storage: [IoSliceMut<'_>; IOV_MAX] =
+    if let [buf] = bufs {
+        return read_one_at(fd, offset, buf);
+    }
+    for group in bufs.chunks_mut(IOV_GROUP) {
+        let mut storage: [IoSliceMut<'_>; IOV_GROUP] =
             std::array::from_fn(|_| IoSliceMut::new(&mut []));
         let count = group.len();
         for (slice, buf) in storage.iter_mut().zip(group.iter_mut()) {
@@ -66,6 +76,38 @@ pub(crate) fn read_exact_at(
                 Err(Errno::INTR) => {}
                 Err(e) => return Err(store_error(Op::Read, e)),
             }
+        }
+    }
+    Ok(())
+}
+
+/// `pwrite` loop for one buffer, the common case.
+fn write_one_at(fd: BorrowedFd<'_>, mut offset: u64, mut buf: &[u8]) -> Result<(), StoreError> {
+    while !buf.is_empty() {
+        match rustix::io::pwrite(fd, buf, offset) {
+            Ok(0) => return Err(store_error(Op::Write, Errno::IO)),
+            Ok(n) => {
+                offset += n as u64;
+                buf = &buf[n..];
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(store_error(Op::Write, e)),
+        }
+    }
+    Ok(())
+}
+
+/// `pread` loop for one buffer, the common case.
+fn read_one_at(fd: BorrowedFd<'_>, mut offset: u64, mut buf: &mut [u8]) -> Result<(), StoreError> {
+    while !buf.is_empty() {
+        match rustix::io::pread(fd, &mut *buf, offset) {
+            Ok(0) => return Err(StoreError::new(StoreErrorKind::OutOfBounds, Op::Read)),
+            Ok(n) => {
+                offset += n as u64;
+                buf = &mut buf[n..];
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(store_error(Op::Read, e)),
         }
     }
     Ok(())

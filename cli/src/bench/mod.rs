@@ -1,0 +1,316 @@
+//! `chunkpipe bench`: the benchmark workloads on a real file, chunkpipe and its peers
+//! interleaved row by row so that the ratios hold on a noisy machine.
+
+mod sys;
+mod targets;
+mod workloads;
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use sys::FlushCounter;
+use targets::Implementation;
+use workloads::{RowResult, W1_CHUNKS_PER_THREAD, Workload};
+
+/// Options of `chunkpipe bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// About 1 s per row and one run: the whole table in under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Directory for the data files (default: a new temp dir). Its device decides the numbers.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Seconds measured per row (default 5, or 1 with --quick).
+    #[arg(long)]
+    secs: Option<f64>,
+    /// Runs of every row; the table shows the median run (default 3, or 1 with --quick).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Workloads to run.
+    #[arg(long, value_delimiter = ',', default_values_t = [String::from("w1"), String::from("w3")])]
+    workloads: Vec<String>,
+    /// Size of the W3 file in MiB.
+    #[arg(long, default_value_t = 1024)]
+    w3_file_mib: u64,
+}
+
+const CHUNK_SIZE: usize = 4096;
+const W1_THREADS: [usize; 3] = [1, 4, 16];
+const W3_THREADS: [usize; 2] = [1, 2];
+
+/// One row of the table: a workload at a thread count.
+#[derive(Clone, Copy)]
+struct RowSpec {
+    workload: Workload,
+    threads: usize,
+}
+
+/// Runs the bench and prints the table.
+pub fn run(args: &BenchArgs) -> Result<(), String> {
+    let temp;
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("chunkpipe-bench")
+                .tempdir()
+                .map_err(|e| e.to_string())?;
+            temp.path().to_path_buf()
+        }
+    };
+    let measure = Duration::from_secs_f64(args.secs.unwrap_or(if args.quick { 1.0 } else { 5.0 }));
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let warmup = Duration::from_millis(if args.quick { 150 } else { 500 });
+    println!(
+        "chunkpipe bench: {} s per row, {runs} run(s), files in {}",
+        measure.as_secs_f64(),
+        dir.display()
+    );
+    if sys::is_tmpfs(&dir) {
+        println!(
+            "warning: {} is on tmpfs, where fdatasync is free; pass --dir on a real disk",
+            dir.display()
+        );
+    }
+    println!(
+        "machine: load {:.2}, 4 KiB pwrite+fdatasync p50 {:.0} µs (quiet here: ~125 µs)",
+        sys::load_average(),
+        probe_sync_us(&dir)?
+    );
+
+    let mut specs = Vec::new();
+    if args.workloads.iter().any(|w| w.eq_ignore_ascii_case("w1")) {
+        specs.extend(W1_THREADS.map(|threads| RowSpec {
+            workload: Workload::W1,
+            threads,
+        }));
+    }
+    if args.workloads.iter().any(|w| w.eq_ignore_ascii_case("w3")) {
+        for chunks in [1, 4] {
+            specs.extend(W3_THREADS.map(|threads| RowSpec {
+                workload: Workload::W3 { chunks },
+                threads,
+            }));
+        }
+    }
+    let files = Files::prepare(&dir, &specs, args.w3_file_mib)?;
+    let bar = ProgressBar::new((specs.len() * runs * Implementation::ALL.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {msg}")
+            .map_err(|e| e.to_string())?,
+    );
+    let flushes = FlushCounter::for_dir(&dir);
+    let mut report = String::new();
+    for spec in &specs {
+        let mut by_impl: Vec<(Implementation, Vec<Measured>)> = Implementation::ALL
+            .iter()
+            .map(|&i| (i, Vec::new()))
+            .collect();
+        if matches!(spec.workload, Workload::W3 { .. }) {
+            files.warm_w3()?;
+        }
+        for _ in 0..runs {
+            for (implementation, results) in &mut by_impl {
+                bar.set_message(format!(
+                    "{} — {}",
+                    spec.workload.label(spec.threads),
+                    implementation.name()
+                ));
+                results.push(measure_row(
+                    *implementation,
+                    *spec,
+                    &files,
+                    (warmup, measure),
+                    &flushes,
+                )?);
+                bar.inc(1);
+            }
+        }
+        report_rows(&mut report, *spec, &by_impl);
+    }
+    bar.finish_and_clear();
+    print!("{report}");
+    println!(
+        "peak RSS of the bench process: {:.0} MiB",
+        sys::peak_rss_mib()
+    );
+    Ok(())
+}
+
+/// A row's result with the target's own counters.
+struct Measured {
+    result: RowResult,
+    writes_per_sync: Option<f64>,
+}
+
+fn measure_row(
+    implementation: Implementation,
+    spec: RowSpec,
+    files: &Files,
+    windows: (Duration, Duration),
+    flushes: &FlushCounter,
+) -> Result<Measured, String> {
+    let (path, chunks) = files.for_row(implementation, spec.workload);
+    let target = implementation.open(&path, CHUNK_SIZE as u32)?;
+    let result = workloads::run(
+        &*target,
+        spec.workload,
+        spec.threads,
+        windows,
+        (CHUNK_SIZE, chunks),
+        flushes,
+    )?;
+    Ok(Measured {
+        result,
+        writes_per_sync: target.writes_per_sync(),
+    })
+}
+
+/// The data files: one W1 file per implementation (writes), one shared W3 file (reads only).
+struct Files {
+    dir: PathBuf,
+    w3_chunks: u64,
+}
+
+impl Files {
+    fn prepare(dir: &Path, specs: &[RowSpec], w3_file_mib: u64) -> Result<Self, String> {
+        let w1_chunks = W1_CHUNKS_PER_THREAD * W1_THREADS.iter().max().copied().unwrap_or(1) as u64;
+        let w3_chunks = w3_file_mib * 1024 * 1024 / CHUNK_SIZE as u64;
+        let files = Files {
+            dir: dir.to_path_buf(),
+            w3_chunks,
+        };
+        if specs.iter().any(|s| s.workload.writes()) {
+            for implementation in Implementation::ALL {
+                write_file_once(&files.for_row(implementation, Workload::W1).0, w1_chunks)?;
+            }
+        }
+        if specs.iter().any(|s| !s.workload.writes()) {
+            write_file_once(&files.dir.join("w3.dat"), w3_chunks)?;
+        }
+        Ok(files)
+    }
+
+    fn for_row(&self, implementation: Implementation, workload: Workload) -> (PathBuf, u64) {
+        match workload {
+            Workload::W1 => {
+                let name = format!("w1-{}.dat", implementation.name().replace('/', "-"));
+                (self.dir.join(name), W1_CHUNKS_PER_THREAD * 16)
+            }
+            Workload::W3 { .. } => (self.dir.join("w3.dat"), self.w3_chunks),
+        }
+    }
+
+    /// Reads the W3 file once so that its pages are in the cache right before read rows.
+    fn warm_w3(&self) -> Result<(), String> {
+        let mut file = File::open(self.dir.join("w3.dat")).map_err(|e| e.to_string())?;
+        std::io::copy(&mut file, &mut std::io::sink()).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Creates `path` with `chunks` chunks of non-zero data, written once and synced, so that timed
+/// overwrites change no extents.
+fn write_file_once(path: &Path, chunks: u64) -> Result<(), String> {
+    let mut file = File::create(path).map_err(|e| e.to_string())?;
+    let block = vec![0xA5u8; 1 << 20];
+    let mut left = chunks * CHUNK_SIZE as u64;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..n]).map_err(|e| e.to_string())?;
+        left -= n as u64;
+    }
+    file.sync_all().map_err(|e| e.to_string())
+}
+
+/// Median microseconds of 200 × (4 KiB pwrite + fdatasync) in `dir`: is the machine quiet?
+fn probe_sync_us(dir: &Path) -> Result<f64, String> {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("probe.dat");
+    write_file_once(&path, 1)?;
+    let file = File::options()
+        .write(true)
+        .open(&path)
+        .map_err(|e| e.to_string())?;
+    let mut samples: Vec<Duration> = (0..200)
+        .map(|i| {
+            let began = std::time::Instant::now();
+            file.write_all_at(&[i as u8; CHUNK_SIZE], 0)
+                .and_then(|()| file.sync_data())
+                .map(|()| began.elapsed())
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    samples.sort_unstable();
+    let _ = std::fs::remove_file(&path);
+    Ok(samples[samples.len() / 2].as_secs_f64() * 1e6)
+}
+
+/// Appends the rows of one spec: each implementation's median run (by throughput), the
+/// min..max over runs, and the ratio to the naive peer.
+fn report_rows(out: &mut String, spec: RowSpec, by_impl: &[(Implementation, Vec<Measured>)]) {
+    let _ = writeln!(out, "\n{}", spec.workload.label(spec.threads));
+    let _ = writeln!(
+        out,
+        "  {:<15} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>10} {:>11} {:>7}",
+        "impl",
+        "ops/s",
+        "min..max",
+        "p50 µs",
+        "p99 µs",
+        "p999 µs",
+        "CPU µs/op",
+        "writes/sync",
+        "writes/flush",
+        "ratio"
+    );
+    let mut naive_ops = None;
+    for (implementation, runs) in by_impl {
+        let mut sorted: Vec<&Measured> = runs.iter().collect();
+        sorted.sort_by(|a, b| a.result.ops_per_sec().total_cmp(&b.result.ops_per_sec()));
+        let median = sorted[sorted.len() / 2];
+        let r = &median.result;
+        let ops = r.ops_per_sec();
+        if *implementation == Implementation::Naive {
+            naive_ops = Some(ops);
+        }
+        let range = format!(
+            "{:.0}..{:.0}",
+            sorted[0].result.ops_per_sec(),
+            sorted[sorted.len() - 1].result.ops_per_sec()
+        );
+        let per_flush = r
+            .device_flushes
+            .filter(|&f| f > 0 && spec.workload.writes())
+            .map(|f| r.ops as f64 / f as f64);
+        let us = |q: f64| r.latency_ns.value_at_quantile(q) as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "  {:<15} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>10} {:>11} {:>7}",
+            implementation.name(),
+            ops,
+            range,
+            us(0.5),
+            us(0.99),
+            us(0.999),
+            r.cpu_us as f64 / r.ops.max(1) as f64,
+            fmt_opt(
+                median
+                    .writes_per_sync
+                    .or(spec.workload.writes().then_some(1.0))
+            ),
+            fmt_opt(per_flush),
+            naive_ops.map_or("-".into(), |n| format!("{:.2}x", ops / n)),
+        );
+    }
+}
+
+fn fmt_opt(value: Option<f64>) -> String {
+    value.map_or("-".into(), |v| format!("{v:.1}"))
+}

@@ -1,0 +1,86 @@
+//! What the bench reads off the machine: CPU time, peak RSS, device flushes, load.
+
+use std::path::Path;
+
+/// CPU time (user + system) this process has used, in microseconds.
+pub fn cpu_time_us() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) * 1_000_000 / clock_ticks_per_second()
+}
+
+fn clock_ticks_per_second() -> u64 {
+    // Linux reports /proc times in USER_HZ, which is 100 on every supported architecture.
+    100
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM`).
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The flush counter of the block device holding `dir`, from `/proc/diskstats`.
+pub struct FlushCounter {
+    device: Option<(u32, u32)>,
+}
+
+impl FlushCounter {
+    /// Finds the device under `dir`; counts nothing where that fails (tmpfs, no diskstats).
+    pub fn for_dir(dir: &Path) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let device = std::fs::metadata(dir)
+            .ok()
+            .map(|m| (major(m.dev()), minor(m.dev())));
+        FlushCounter { device }
+    }
+
+    /// Flush requests the device has completed so far (field 19 of the device's line).
+    pub fn read(&self) -> Option<u64> {
+        let (major, minor) = self.device?;
+        let stats = std::fs::read_to_string("/proc/diskstats").ok()?;
+        stats.lines().find_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let same =
+                f.first()?.parse::<u32>().ok()? == major && f.get(1)?.parse::<u32>().ok()? == minor;
+            if same { f.get(18)?.parse().ok() } else { None }
+        })
+    }
+}
+
+/// The major number of a Linux `dev_t`.
+fn major(dev: u64) -> u32 {
+    (((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff)) as u32
+}
+
+/// The minor number of a Linux `dev_t`.
+fn minor(dev: u64) -> u32 {
+    (((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff)) as u32
+}
+
+/// Whether `dir` is on tmpfs (syncs cost nothing there, so write figures mean nothing).
+pub fn is_tmpfs(dir: &Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    rustix::fs::statfs(dir).is_ok_and(|s| s.f_type as i64 == TMPFS_MAGIC)
+}

@@ -1,0 +1,175 @@
+//! The workloads (BENCHMARKS.md): W1 durable small writes, W3 hot-cache random reads.
+
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::sys::{self, FlushCounter};
+use super::targets::Target;
+
+/// Chunks each W1 thread cycles through (its own indexes).
+pub const W1_CHUNKS_PER_THREAD: u64 = 64;
+
+/// One row's workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Each thread writes one chunk at its own indexes and waits until it is durable.
+    W1,
+    /// Random reads of `chunks` chunks over the whole W3 file.
+    W3 {
+        /// Chunks per read.
+        chunks: u64,
+    },
+}
+
+impl Workload {
+    /// How the table names it.
+    pub fn label(self, threads: usize) -> String {
+        match self {
+            Workload::W1 => format!("W1 durable 1-chunk writes, {threads} thr"),
+            Workload::W3 { chunks } => format!("W3 random {chunks}-chunk reads, {threads} thr"),
+        }
+    }
+
+    /// Whether it writes (and so has syncs and device flushes to report).
+    pub fn writes(self) -> bool {
+        self == Workload::W1
+    }
+}
+
+/// What one row measured.
+pub struct RowResult {
+    /// Operations completed in the measured window.
+    pub ops: u64,
+    /// The measured window.
+    pub elapsed: Duration,
+    /// Latency per operation, in nanoseconds.
+    pub latency_ns: Histogram<u64>,
+    /// CPU time of the whole process over the window.
+    pub cpu_us: u64,
+    /// Device flush requests over the window.
+    pub device_flushes: Option<u64>,
+}
+
+impl RowResult {
+    /// Operations per second.
+    pub fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs `workload` with `threads` threads against `target`: `warmup`, then `measure`.
+pub fn run(
+    target: &dyn Target,
+    workload: Workload,
+    threads: usize,
+    (warmup, measure): (Duration, Duration),
+    (chunk_size, file_chunks): (usize, u64),
+    flushes: &FlushCounter,
+) -> Result<RowResult, String> {
+    let start = Instant::now() + Duration::from_millis(5);
+    let (measure_from, measure_until) = (start + warmup, start + warmup + measure);
+    let barrier = Barrier::new(threads + 1);
+    let (per_thread, window) = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    let op = Op {
+                        target,
+                        workload,
+                        thread: t as u64,
+                        chunk_size,
+                        file_chunks,
+                    };
+                    op.run_until(measure_from, measure_until)
+                })
+            })
+            .collect();
+        barrier.wait();
+        std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
+        let before = (sys::cpu_time_us(), flushes.read());
+        std::thread::sleep(measure_until.saturating_duration_since(Instant::now()));
+        let after = (sys::cpu_time_us(), flushes.read());
+        let results: Vec<_> = workers
+            .into_iter()
+            .map(|w| w.join().expect("bench thread panicked"))
+            .collect();
+        (results, (before, after))
+    });
+    let mut latency_ns =
+        Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| e.to_string())?;
+    let mut ops = 0;
+    for result in per_thread {
+        let (count, hist) = result?;
+        ops += count;
+        latency_ns.add(hist).map_err(|e| e.to_string())?;
+    }
+    let ((cpu_before, flush_before), (cpu_after, flush_after)) = window;
+    Ok(RowResult {
+        ops,
+        elapsed: measure,
+        latency_ns,
+        cpu_us: cpu_after.saturating_sub(cpu_before),
+        device_flushes: flush_before
+            .zip(flush_after)
+            .map(|(b, a)| a.saturating_sub(b)),
+    })
+}
+
+/// One thread's view of a row.
+struct Op<'t> {
+    target: &'t dyn Target,
+    workload: Workload,
+    thread: u64,
+    chunk_size: usize,
+    file_chunks: u64,
+}
+
+impl Op<'_> {
+    fn run_until(
+        &self,
+        measure_from: Instant,
+        until: Instant,
+    ) -> Result<(u64, Histogram<u64>), String> {
+        let mut hist =
+            Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| e.to_string())?;
+        let mut buf = vec![self.thread as u8 + 1; self.chunk_size * 4];
+        let mut rng =
+            0x9E37_79B9_7F4A_7C15u64 ^ (self.thread + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let mut ops = 0;
+        for i in 0u64.. {
+            let began = Instant::now();
+            if began >= until {
+                break;
+            }
+            self.once(i, &mut rng, &mut buf)?;
+            if began >= measure_from {
+                let ns = began.elapsed().as_nanos() as u64;
+                hist.record(ns.max(1)).map_err(|e| e.to_string())?;
+                ops += 1;
+            }
+        }
+        Ok((ops, hist))
+    }
+
+    fn once(&self, i: u64, rng: &mut u64, buf: &mut [u8]) -> Result<(), String> {
+        match self.workload {
+            Workload::W1 => {
+                let index = self.thread * W1_CHUNKS_PER_THREAD + i % W1_CHUNKS_PER_THREAD;
+                buf[0] = i as u8;
+                self.target.write_durable(index, &buf[..self.chunk_size])
+            }
+            Workload::W3 { chunks } => {
+                *rng ^= *rng << 13;
+                *rng ^= *rng >> 7;
+                *rng ^= *rng << 17;
+                let index = *rng % (self.file_chunks - chunks + 1);
+                self.target
+                    .read(index, &mut buf[..self.chunk_size * chunks as usize])
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! `chunkpipe`: the project's command line.
+//!
+//! - `chunkpipe bench`: the workloads of the benchmark contract against the naive peer, on a real
+//!   file, interleaved, with ratios.
+#![deny(missing_docs)]
+
+mod bench;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "chunkpipe",
+    version,
+    about = "chunkpipe: a durable, group-committing write pipeline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure chunkpipe against its peers on a real file.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench(args) => bench::run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chunkpipe: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
