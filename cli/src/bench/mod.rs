@@ -84,14 +84,34 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         probe_sync_us(&dir)?
     );
 
+    let specs = plan_rows(&args.workloads);
+    let files = Files::prepare(&dir, &specs, args.w3_file_mib)?;
+    let report = run_rows(
+        &specs,
+        &files,
+        runs,
+        (warmup, measure),
+        &FlushCounter::for_dir(&dir),
+    )?;
+    print!("{report}");
+    println!(
+        "peak RSS of the bench process: {:.0} MiB",
+        sys::peak_rss_mib()
+    );
+    Ok(())
+}
+
+/// The rows the selected workloads make, in table order.
+fn plan_rows(workloads: &[String]) -> Vec<RowSpec> {
+    let wants = |name: &str| workloads.iter().any(|w| w.eq_ignore_ascii_case(name));
     let mut specs = Vec::new();
-    if args.workloads.iter().any(|w| w.eq_ignore_ascii_case("w1")) {
+    if wants("w1") {
         specs.extend(W1_THREADS.map(|threads| RowSpec {
             workload: Workload::W1,
             threads,
         }));
     }
-    if args.workloads.iter().any(|w| w.eq_ignore_ascii_case("w3")) {
+    if wants("w3") {
         for chunks in [1, 4] {
             specs.extend(W3_THREADS.map(|threads| RowSpec {
                 workload: Workload::W3 { chunks },
@@ -99,15 +119,24 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             }));
         }
     }
-    let files = Files::prepare(&dir, &specs, args.w3_file_mib)?;
+    specs
+}
+
+/// Runs every row `runs` times, implementations interleaved, and returns the table.
+fn run_rows(
+    specs: &[RowSpec],
+    files: &Files,
+    runs: usize,
+    windows: (Duration, Duration),
+    flushes: &FlushCounter,
+) -> Result<String, String> {
     let bar = ProgressBar::new((specs.len() * runs * Implementation::ALL.len()) as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {msg}")
             .map_err(|e| e.to_string())?,
     );
-    let flushes = FlushCounter::for_dir(&dir);
     let mut report = String::new();
-    for spec in &specs {
+    for spec in specs {
         let mut by_impl: Vec<(Implementation, Vec<Measured>)> = Implementation::ALL
             .iter()
             .map(|&i| (i, Vec::new()))
@@ -125,9 +154,9 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 results.push(measure_row(
                     *implementation,
                     *spec,
-                    &files,
-                    (warmup, measure),
-                    &flushes,
+                    files,
+                    windows,
+                    flushes,
                 )?);
                 bar.inc(1);
             }
@@ -135,12 +164,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         report_rows(&mut report, *spec, &by_impl);
     }
     bar.finish_and_clear();
-    print!("{report}");
-    println!(
-        "peak RSS of the bench process: {:.0} MiB",
-        sys::peak_rss_mib()
-    );
-    Ok(())
+    Ok(report)
 }
 
 /// A row's result with the target's own counters.

@@ -82,5 +82,9 @@ fn minor(dev: u64) -> u32 {
 /// Whether `dir` is on tmpfs (syncs cost nothing there, so write figures mean nothing).
 pub fn is_tmpfs(dir: &Path) -> bool {
     const TMPFS_MAGIC: i64 = 0x0102_1994;
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "f_type's integer type differs between platforms"
+    )]
     rustix::fs::statfs(dir).is_ok_and(|s| s.f_type as i64 == TMPFS_MAGIC)
 }
