@@ -50,7 +50,7 @@ fn open_or_create<P: Platform>(path: &Path) -> Result<(OwnedFd, bool), StoreErro
 }
 
 /// `fsync` of the directory holding `path`, so that a newly created file survives a crash.
-fn sync_parent_dir(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_parent_dir(path: &Path) -> Result<(), StoreError> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

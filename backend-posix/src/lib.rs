@@ -11,6 +11,7 @@
 //! |---|---|
 //! | `errno.rs` | errno → [`StoreError`] |
 //! | `file.rs` | open, lock, directory sync |
+//! | `meta.rs` | the `<path>.meta` file: format version, chunk size, journal mode |
 //! | `io.rs` | vectored read/write loops |
 //! | `store.rs` | [`FileStore`]: the `ChunkStore` over a file |
 #![cfg(unix)]
@@ -19,12 +20,14 @@
 mod errno;
 mod file;
 mod io;
+mod meta;
 mod store;
 
 use std::path::Path;
 
 use chunkpipe_core::{Config, Error, StoreError, ThreadedPipe};
 pub use errno::store_error;
+pub use meta::meta_path;
 pub use rustix::fd::BorrowedFd;
 pub use store::FileStore;
 
@@ -63,12 +66,12 @@ pub trait Platform: Send + Sync + 'static {
 
 /// Opens (or creates) the data file at `path` and returns a pipe over it with its flusher
 /// thread running. A new file is grown to `config.initial_chunks`; an existing one must be a
-/// whole number of chunks.
+/// whole number of chunks and match its `<path>.meta` (written on first open).
 ///
 /// # Errors
 /// [`Error::Locked`] when another process has the file open through chunkpipe; an invalid
-/// config; a file that does not fit it; an OS error.
+/// config; a file that does not fit it ([`Error::InvalidInput`], [`Error::Mismatch`]); an OS
+/// error.
 pub fn open<P: Platform>(path: &Path, config: Config) -> Result<ThreadedPipe<FileStore<P>>, Error> {
-    config.validate()?;
-    ThreadedPipe::start(FileStore::<P>::open(path)?, config)
+    ThreadedPipe::start(FileStore::<P>::open_for(path, &config)?, config)
 }

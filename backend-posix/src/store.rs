@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chunkpipe_core::{Capabilities, ChunkStore, Error, Op, StoreError, StoreErrorKind};
+use chunkpipe_core::{Capabilities, ChunkStore, Config, Error, Op, StoreError, StoreErrorKind};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::io::{IOV_MAX, read_exact_at, write_all_at};
@@ -32,6 +32,19 @@ impl<P: Platform> FileStore<P> {
             len: AtomicU64::new(opened.len),
             _platform: PhantomData,
         })
+    }
+
+    /// Opens or creates the file at `path`, locks it, and checks its `<path>.meta` against
+    /// `config` (writing it durably if there is none yet).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); an invalid config; [`Error::Mismatch`] when the file was created
+    /// with another configuration.
+    pub fn open_for(path: &Path, config: &Config) -> Result<Self, Error> {
+        config.validate()?;
+        let store = Self::open(path)?;
+        crate::meta::check_or_create(path, store.len.load(Ordering::Acquire), config)?;
+        Ok(store)
     }
 
     /// The file descriptor.

@@ -213,6 +213,13 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
         }
     }
 
+    /// Poisons the pipe with an internal error and wakes every waiter: for a flusher that can no
+    /// longer run (it panicked).
+    pub fn fail_stop(&self) {
+        self.pipe.fail_stop();
+        self.progress.notify_all();
+    }
+
     /// The clock.
     pub fn now(&self) -> Instant {
         self.clock.now()

@@ -141,6 +141,8 @@ pub enum Error {
     Store(StoreError),
     /// The pipe is closed.
     Closed,
+    /// The store was created with a different configuration or format; the text says what.
+    Mismatch(&'static str),
 }
 
 impl fmt::Display for Error {
@@ -166,6 +168,7 @@ impl fmt::Display for Error {
             Error::Poisoned(e) => write!(f, "pipe poisoned by an earlier failure: {e}"),
             Error::Store(e) => write!(f, "store error: {e}"),
             Error::Closed => f.write_str("the pipe is closed"),
+            Error::Mismatch(what) => write!(f, "store does not match the configuration: {what}"),
         }
     }
 }
@@ -204,6 +207,7 @@ impl From<Error> for std::io::Error {
             Error::InvalidInput(_) | Error::OutOfRange { .. } | Error::TooLarge { .. } => {
                 ErrorKind::InvalidInput
             }
+            Error::Mismatch(_) => ErrorKind::InvalidData,
             Error::WouldBlock | Error::Locked => ErrorKind::WouldBlock,
             Error::Store(s) | Error::Poisoned(s) if s.kind == StoreErrorKind::NoSpace => {
                 ErrorKind::StorageFull

@@ -85,6 +85,7 @@ mod error;
 mod flush;
 mod index;
 mod mem_store;
+mod meta;
 mod pipe;
 #[cfg(feature = "std")]
 mod platform_std;
@@ -104,6 +105,7 @@ pub use epoch::Epoch;
 pub use error::{Errno, Error, Op, StoreError, StoreErrorKind};
 pub use flush::StepReport;
 pub use mem_store::MemStore;
+pub use meta::{META_MAX_BYTES, META_VERSION, Meta};
 pub use pipe::{GrowTicket, Pipe, PipeStats};
 #[cfg(feature = "std")]
 pub use platform_std::{StdClock, StdPipe, StdSignal, ThreadedPipe};

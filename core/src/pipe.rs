@@ -392,6 +392,15 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         }
     }
 
+    /// Poisons the pipe with [`StoreErrorKind::Internal`] unless it already is: nothing in
+    /// flight will ever be published.
+    pub fn fail_stop(&self) {
+        let mut state = self.state.lock();
+        state
+            .poison
+            .get_or_insert(StoreError::new(StoreErrorKind::Internal, Op::Sync));
+    }
+
     /// The state lock, for the other modules of the core.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<'a>> {
         self.state.lock()

@@ -135,7 +135,14 @@ impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
         let flusher_side = Arc::clone(&shared);
         let flusher = std::thread::Builder::new()
             .name("chunkpipe-flusher".into())
-            .spawn(move || flusher_side.run_flusher())
+            .spawn(move || {
+                // A panic in the flusher (a store that panics, or a bug) must not leave waiters
+                // hanging: poison the pipe and wake everyone with the error.
+                let run = std::panic::AssertUnwindSafe(|| flusher_side.run_flusher());
+                if std::panic::catch_unwind(run).is_err() {
+                    flusher_side.fail_stop();
+                }
+            })
             .map_err(|_| {
                 Error::Store(crate::StoreError::new(
                     crate::StoreErrorKind::Other,

@@ -11,6 +11,7 @@ pub struct FaultyStore<S> {
     inner: S,
     failing_writes: AtomicU32,
     failing_syncs: AtomicU32,
+    panicking_syncs: AtomicU32,
     syncs: AtomicU64,
     gate: Gate,
 }
@@ -34,6 +35,7 @@ impl<S> FaultyStore<S> {
             inner,
             failing_writes: AtomicU32::new(0),
             failing_syncs: AtomicU32::new(0),
+            panicking_syncs: AtomicU32::new(0),
             syncs: AtomicU64::new(0),
             gate: Gate::default(),
         }
@@ -52,6 +54,11 @@ impl<S> FaultyStore<S> {
     /// The next `sync` fails with `Io`.
     pub fn fail_next_sync(&self) {
         self.failing_syncs.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The next `sync` panics (a broken store, or a bug under the flusher).
+    pub fn panic_next_sync(&self) {
+        self.panicking_syncs.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Syncs that returned `Ok`.
@@ -124,6 +131,10 @@ impl<S: ChunkStore> ChunkStore for FaultyStore<S> {
 
     fn sync(&self) -> Result<(), StoreError> {
         self.pass_gate();
+        assert!(
+            !Self::take(&self.panicking_syncs),
+            "FaultyStore: sync armed to panic"
+        );
         if Self::take(&self.failing_syncs) {
             return Err(StoreError::new(StoreErrorKind::Io, Op::Sync));
         }

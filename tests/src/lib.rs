@@ -4,7 +4,7 @@
 //! [`conformance!`] in its test file, which makes one `#[test]` per case so a failure names the
 //! case. Every pipe is opened over a [`FaultyStore`], so the fault cases run on every backend.
 //!
-//! To run the suite against a new backend, implement [`Harness`] for it (and [`LockingHarness`]
+//! To run the suite against a new backend, implement [`Harness`] for it (and [`FileHarness`]
 //! if it locks its files) and add a test file like `tests/linux.rs`.
 #![deny(missing_docs)]
 
@@ -34,17 +34,21 @@ pub trait Harness {
     fn append_raw(&self, bytes: usize);
 }
 
-/// A harness whose storage is locked while a pipe has it open.
-pub trait LockingHarness: Harness {
+/// A harness over files: storage that is locked while a pipe has it open and that records the
+/// configuration it was created with.
+pub trait FileHarness: Harness {
     /// Tries to open the storage a second time, bypassing nothing.
     ///
     /// # Errors
     /// [`Error::Locked`] while a pipe holds it.
     fn open_again(&self) -> Result<(), Error>;
+
+    /// Overwrites the storage's metadata record with `bytes`.
+    fn replace_meta(&self, bytes: &[u8]);
 }
 
 /// Expands to one `#[test]` per conformance case, each on a fresh harness from `$make`.
-/// `locking` adds the cases that need a [`LockingHarness`].
+/// `files` adds the cases that need a [`FileHarness`].
 #[macro_export]
 macro_rules! conformance {
     ($make:expr) => {
@@ -58,11 +62,12 @@ macro_rules! conformance {
             reads_never_see_part_of_a_write, read_completes_while_a_sync_is_blocked,
             bad_input_returns_errors, store_of_the_wrong_length_is_refused,
             failed_sync_fails_exactly_the_affected_waiters, failed_write_poisons_the_pipe,
-            close_reports_the_last_error);
+            close_reports_the_last_error, a_panicking_flusher_poisons_instead_of_hanging);
     };
-    ($make:expr, locking) => {
+    ($make:expr, files) => {
         $crate::conformance!($make);
-        $crate::conformance!(@cases $make; second_open_is_locked);
+        $crate::conformance!(@cases $make;
+            second_open_is_locked, reopen_with_another_config_is_a_mismatch);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use chunkpipe_core::{Config, Error, ThreadedPipe};
-use chunkpipe_tests::{FaultyStore, Harness, LockingHarness, TestPipe, conformance};
+use chunkpipe_tests::{FaultyStore, FileHarness, Harness, TestPipe, conformance};
 
 struct LinuxFiles {
     _dir: tempfile::TempDir,
@@ -24,7 +24,7 @@ impl Harness for LinuxFiles {
 
     fn open(&self, config: Config) -> Result<TestPipe<Self::Store>, Error> {
         config.validate()?;
-        let store = chunkpipe_linux::FileStore::open(&self.path)?;
+        let store = chunkpipe_linux::FileStore::open_for(&self.path, &config)?;
         ThreadedPipe::start(FaultyStore::new(store), config)
     }
 
@@ -38,10 +38,14 @@ impl Harness for LinuxFiles {
     }
 }
 
-impl LockingHarness for LinuxFiles {
+impl FileHarness for LinuxFiles {
     fn open_again(&self) -> Result<(), Error> {
         chunkpipe_linux::FileStore::open(&self.path).map(drop)
     }
+
+    fn replace_meta(&self, bytes: &[u8]) {
+        std::fs::write(chunkpipe_posix::meta_path(&self.path), bytes).unwrap();
+    }
 }
 
-conformance!(LinuxFiles::new(), locking);
+conformance!(LinuxFiles::new(), files);

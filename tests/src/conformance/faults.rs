@@ -99,3 +99,20 @@ pub fn close_reports_the_last_error<H: Harness>(h: &H) {
     pipe.write(1, &chunk_with(9)).unwrap();
     drop(pipe);
 }
+
+/// A flusher that panics (here: inside the store's sync) poisons the pipe and wakes its waiters
+/// with an error instead of leaving them waiting forever.
+pub fn a_panicking_flusher_poisons_instead_of_hanging<H: Harness>(h: &H) {
+    let pipe = h.open(config(8, 8)).unwrap();
+    let durable = pipe.write_durable(0, &chunk_with(1)).unwrap();
+    pipe.pipe().store().panic_next_sync();
+    let epoch = pipe.write(1, &chunk_with(2)).unwrap();
+    let internal = |r: Result<(), Error>| matches!(r, Err(Error::Poisoned(e)) if e.kind == StoreErrorKind::Internal);
+    assert!(internal(pipe.wait(epoch)));
+    assert_eq!(pipe.wait(durable), Ok(()));
+    assert!(matches!(
+        pipe.write(2, &chunk_with(3)),
+        Err(Error::Poisoned(_))
+    ));
+    assert!(internal(pipe.close()));
+}

@@ -3,7 +3,7 @@
 use chunkpipe_core::{Config, Error, Journal};
 
 use super::{CHUNK, chunk_with, config};
-use crate::{Harness, LockingHarness};
+use crate::{FileHarness, Harness};
 
 /// Each kind of bad input from the contract gets its error, and the pipe still works after.
 pub fn bad_input_returns_errors<H: Harness>(h: &H) {
@@ -84,10 +84,24 @@ pub fn store_of_the_wrong_length_is_refused<H: Harness>(h: &H) {
 }
 
 /// A second open of storage a pipe holds is `Locked`; after close it opens again.
-pub fn second_open_is_locked<H: LockingHarness>(h: &H) {
+pub fn second_open_is_locked<H: FileHarness>(h: &H) {
     let pipe = h.open(config(2, 2)).unwrap();
     assert_eq!(h.open_again(), Err(Error::Locked));
     assert!(matches!(h.open(config(2, 2)), Err(Error::Locked)));
     pipe.close().unwrap();
     h.open(config(2, 2)).unwrap().close().unwrap();
+}
+
+/// Storage created with one chunk size or journal mode refuses another, even when its length
+/// would fit; a damaged or future-version metadata record is refused too.
+pub fn reopen_with_another_config_is_a_mismatch<H: FileHarness>(h: &H) {
+    let pipe = h.open(config(4, 4)).unwrap();
+    pipe.write_durable(1, &chunk_with(1)).unwrap();
+    pipe.close().unwrap();
+    let twice_the_chunk = config(0, 4).with_chunk_size(2 * CHUNK as u32);
+    assert!(matches!(h.open(twice_the_chunk), Err(Error::Mismatch(_))));
+    h.replace_meta(b"chunkpipe-meta 99\n");
+    assert!(matches!(h.open(config(0, 4)), Err(Error::Mismatch(_))));
+    h.replace_meta(b"garbage");
+    assert!(matches!(h.open(config(0, 4)), Err(Error::Mismatch(_))));
 }
