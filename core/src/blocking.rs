@@ -145,25 +145,9 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     /// As [`Pipe::read`].
     #[cfg(feature = "alloc")]
     pub fn read(&self, index: u64, count: u64) -> Result<alloc::vec::Vec<u8>, Error> {
-        let mut buf = alloc::vec![0; self.checked_read_len(index, count)?];
+        let mut buf = self.pipe.read_buffer(index, count)?;
         self.read_into(index, &mut buf)?;
         Ok(buf)
-    }
-
-    #[cfg(feature = "alloc")]
-    fn checked_read_len(&self, index: u64, count: u64) -> Result<usize, Error> {
-        let len_chunks = self.pipe.len_chunks();
-        if index.checked_add(count).is_none_or(|end| end > len_chunks) {
-            return Err(Error::OutOfRange {
-                index,
-                count,
-                len_chunks,
-            });
-        }
-        usize::try_from(count)
-            .ok()
-            .and_then(|c| c.checked_mul(self.pipe.config().chunk_size as usize))
-            .ok_or(Error::InvalidInput("read size overflows usize"))
     }
 
     /// Stops accepting writes, waits until everything accepted is durable and reports the last

@@ -67,6 +67,15 @@ impl<S: ChunkStore> Pipe<'_, S> {
     /// As [`read_into`](Pipe::read_into); [`Error::InvalidInput`] when the size overflows.
     #[cfg(feature = "alloc")]
     pub fn read(&self, index: u64, count: u64) -> Result<alloc::vec::Vec<u8>, Error> {
+        let mut buf = self.read_buffer(index, count)?;
+        self.read_into(index, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// A zeroed buffer for `count` chunks at `index`, after checking the range (so a bad request
+    /// allocates nothing).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn read_buffer(&self, index: u64, count: u64) -> Result<alloc::vec::Vec<u8>, Error> {
         let len_chunks = self.len_chunks();
         if index.checked_add(count).is_none_or(|end| end > len_chunks) {
             return Err(Error::OutOfRange {
@@ -83,7 +92,6 @@ impl<S: ChunkStore> Pipe<'_, S> {
         buf.try_reserve_exact(len)
             .map_err(|_| Error::InvalidInput("read size too large to allocate"))?;
         buf.resize(len, 0);
-        self.read_into(index, &mut buf)?;
         Ok(buf)
     }
 }
