@@ -2,9 +2,11 @@
 //!
 //! - `chunkpipe bench`: the workloads of the benchmark contract against the naive peer, on a real
 //!   file, interleaved, with ratios.
+//! - `chunkpipe sim`: deterministic crash-simulation campaigns from seeds.
 #![deny(missing_docs)]
 
 mod bench;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -23,12 +25,15 @@ struct Cli {
 enum Command {
     /// Measure chunkpipe against its peers on a real file.
     Bench(bench::BenchArgs),
+    /// Run deterministic crash simulations from seeds.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
+        Command::Sim(args) => sim::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

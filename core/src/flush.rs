@@ -56,9 +56,14 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             });
         };
         let result = match self.config.journal {
-            Journal::Off => self
-                .write_in_place(&mut batch)
-                .and_then(|()| self.store.sync()),
+            Journal::Off => self.write_in_place(&mut batch).and_then(|()| {
+                // Planted bug, for the simulator's tests only (never in a normal build).
+                #[cfg(chunkpipe_planted = "publish_before_sync")]
+                {
+                    self.lock().durable = epoch;
+                }
+                self.store.sync()
+            }),
         };
         self.publish(batch, epoch, result)?;
         Ok(StepReport {
@@ -86,8 +91,14 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         }
     }
 
+    /// Whether the open batch is sealed without waiting out `max_batch_delay`: no delay is
+    /// configured, someone asked for durability now, the pipe is closing, or a writer is
+    /// blocked on full staging (nobody more can join).
     fn seal_now(&self, state: &State<'_>) -> bool {
-        self.config.max_batch_delay.is_zero() || state.sync_requested || state.closing
+        self.config.max_batch_delay.is_zero()
+            || state.sync_requested
+            || state.closing
+            || state.writer_blocked
     }
 
     /// Grows the store to the pending target. A failed grow fails its requests but does not
@@ -147,6 +158,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         state.open.epoch = epoch.next();
         state.open.seen_at = None;
         state.sync_requested = false;
+        state.writer_blocked = false;
         Ok(Some((state.pool.seal(plan, len), epoch)))
     }
 
@@ -205,6 +217,11 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                 state.stats.chunks += chunks;
                 Ok(())
             }
+            // Planted bug, for the simulator's tests only: forget the failure, so a later
+            // successful batch releases the failed one's waiters.
+            #[cfg(chunkpipe_planted = "release_after_failure")]
+            Err(e) => Err(Error::Store(e)),
+            #[cfg(not(chunkpipe_planted = "release_after_failure"))]
             Err(e) => Err(Error::Poisoned(*state.poison.get_or_insert(e))),
         }
     }

@@ -61,6 +61,9 @@ pub(crate) struct State<'a> {
     pub(crate) closing: bool,
     /// A `sync` asked for the open batch to be sealed without waiting for `max_batch_delay`.
     pub(crate) sync_requested: bool,
+    /// A write or transaction found staging full since the batch opened: holding the batch open
+    /// to gather writers is pointless then, since they cannot join until it is published.
+    pub(crate) writer_blocked: bool,
     pub(crate) stats: PipeStats,
 }
 
@@ -162,6 +165,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             poison: None,
             closing: false,
             sync_requested: false,
+            writer_blocked: false,
             stats: PipeStats::default(),
         };
         Ok(Pipe {
@@ -260,6 +264,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         self.check_fits_staging(count)?;
         state.check_writable()?;
         if u64::from(state.pool.available()) < count {
+            state.writer_blocked = true;
             return Err(Error::WouldBlock);
         }
         for (chunk, bytes) in (index..).zip(data.chunks_exact(self.config.chunk_size as usize)) {

@@ -291,3 +291,24 @@ fn a_store_of_the_wrong_length_is_refused() {
         Err(Error::InvalidInput(_))
     ));
 }
+
+#[test]
+fn a_writer_blocked_on_full_staging_ends_the_batch_delay() {
+    let config = config(4, 1)
+        .with_max_batch_delay(core::time::Duration::from_millis(1))
+        .with_flush_interval(core::time::Duration::from_millis(10));
+    let pipe = Pipe::new(MemStore::new(), config).unwrap();
+    let epoch = pipe.try_write(0, &chunk(1)).unwrap();
+    assert_eq!(
+        pipe.flush_step(Instant::ZERO),
+        Ok(None),
+        "the delay holds the batch"
+    );
+    assert_eq!(pipe.try_write(1, &chunk(2)), Err(Error::WouldBlock));
+    assert_eq!(pipe.next_flush_at(Instant::ZERO), Some(Instant::ZERO));
+    assert_eq!(
+        pipe.flush_step(Instant::ZERO),
+        Ok(Some(epoch)),
+        "sealed at once"
+    );
+}

@@ -1,0 +1,340 @@
+//! The simulated disk: a durable image, a volatile cache of pending sectors, faults, crashes.
+//!
+//! Per sector the disk knows whether the cached bytes are *dirty* (written since the last sync,
+//! on their way to the durable image). A failed sync makes its dirty sectors clean without
+//! persisting them — they stay readable in the cache, like Linux pages after a failed `fsync`,
+//! but no later sync persists them and a crash drops them. A length change is pending until the
+//! next successful sync.
+//!
+//! | event | what happens |
+//! |---|---|
+//! | `write_at` | bytes go to the cache; their sectors become dirty |
+//! | `sync` (ok) | dirty sectors and the cached length reach the durable image |
+//! | `sync` (fault) | dirty sectors become clean without being persisted: gone at the next crash |
+//! | crash | each dirty sector is kept or dropped by a coin flip (torn chunks, reordering); everything else not durable, and an unsynced length, is dropped; the cache becomes the durable image |
+//!
+//! Every store operation counts as one *I/O point*: faults are drawn there, and a crash can be
+//! armed to strike at the n-th point, in the middle of a flush step or of recovery. Once crashed,
+//! every operation fails until the disk is [`restart`](SimDisk::restart)ed.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use chunkpipe_core::{ChunkStore, Op, StoreError, StoreErrorKind};
+
+use crate::faults::{Fault, FaultPlan};
+use crate::rng::SimRng;
+
+/// Deliberate bugs a store can be given, to prove the oracle catches them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreBug {
+    /// `sync` returns `Ok` without persisting anything.
+    LyingSync,
+    /// Every 7th `write_at` returns `Ok` without writing.
+    DroppedWrite,
+}
+
+/// A simulated disk; see the module docs. Shared by the store handles of successive pipes.
+pub struct SimDisk {
+    state: Mutex<DiskState>,
+}
+
+struct DiskState {
+    sector_size: usize,
+    cache: Vec<u8>,
+    durable: Vec<u8>,
+    dirty: BTreeSet<usize>,
+    /// Decides which dirty sectors a crash keeps.
+    crash_rng: SimRng,
+    /// Faults to draw at I/O points (none for a fault-free disk).
+    faults: Option<(FaultPlan, SimRng)>,
+    /// Crash when this many more I/O points have passed.
+    crash_in: Option<u32>,
+    crashed: bool,
+    bug: Option<StoreBug>,
+    writes: u64,
+    /// Faults that fired, by kind.
+    fired: [u64; Fault::COUNT],
+    /// Virtual nanoseconds of I/O latency accumulated since last taken.
+    latency_ns: u64,
+}
+
+impl SimDisk {
+    /// An empty, fault-free disk with `sector_size`-byte sectors.
+    pub fn new(sector_size: usize) -> Self {
+        SimDisk {
+            state: Mutex::new(DiskState {
+                sector_size,
+                cache: Vec::new(),
+                durable: Vec::new(),
+                dirty: BTreeSet::new(),
+                crash_rng: SimRng::new(0),
+                faults: None,
+                crash_in: None,
+                crashed: false,
+                bug: None,
+                writes: 0,
+                fired: [0; Fault::COUNT],
+                latency_ns: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DiskState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Draws faults from `plan` with `rng` at every I/O point from now on (`None`: no faults).
+    pub fn set_faults(&self, faults: Option<(FaultPlan, SimRng)>) {
+        self.lock().faults = faults;
+    }
+
+    /// Gives the disk a deliberate bug.
+    pub fn set_bug(&self, bug: Option<StoreBug>) {
+        self.lock().bug = bug;
+    }
+
+    /// Seeds the coin flips of crashes.
+    pub fn set_crash_rng(&self, rng: SimRng) {
+        self.lock().crash_rng = rng;
+    }
+
+    /// Crashes at the `points`-th I/O point from now.
+    pub fn arm_crash(&self, points: u32) {
+        self.lock().crash_in = Some(points);
+    }
+
+    /// Whether the disk has crashed (every operation fails until `restart`).
+    pub fn crashed(&self) -> bool {
+        self.lock().crashed
+    }
+
+    /// Crashes now: see the module docs.
+    pub fn crash(&self) {
+        self.lock().crash();
+    }
+
+    /// Brings a crashed disk back: the cache is the durable image, nothing pending.
+    pub fn restart(&self) {
+        let mut state = self.lock();
+        state.crashed = false;
+        state.crash_in = None;
+    }
+
+    /// The cached bytes at `offset..offset + len`, without passing an I/O point (for the
+    /// oracle; right after a restart the cache is exactly the durable image). Short at the end.
+    pub fn cached_bytes(&self, offset: usize, len: usize) -> Vec<u8> {
+        let state = self.lock();
+        let end = (offset + len).min(state.cache.len());
+        state
+            .cache
+            .get(offset..end)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// Faults fired so far, indexed by [`Fault::index`].
+    pub fn fired(&self) -> [u64; Fault::COUNT] {
+        self.lock().fired
+    }
+
+    /// Takes the virtual I/O latency accumulated since the last call.
+    pub fn take_latency_ns(&self) -> u64 {
+        std::mem::take(&mut self.lock().latency_ns)
+    }
+}
+
+impl DiskState {
+    fn crash(&mut self) {
+        let size = self.sector_size;
+        let durable_len = self.durable.len();
+        for &sector in &self.dirty {
+            let start = sector * size;
+            if start < durable_len && self.crash_rng.chance(0.5) {
+                let end = (start + size).min(durable_len);
+                self.durable[start..end].copy_from_slice(&self.cache[start..end]);
+            }
+        }
+        self.dirty.clear();
+        self.cache = self.durable.clone();
+        self.crashed = true;
+    }
+
+    /// One I/O point: fails if crashed, strikes an armed crash, draws a fault.
+    fn io_point(&mut self, op: Op) -> Result<Option<Fault>, StoreError> {
+        if self.crashed {
+            return Err(StoreError::new(StoreErrorKind::Io, op));
+        }
+        if let Some(n) = self.crash_in.as_mut() {
+            if *n == 0 {
+                self.crash();
+                self.fired[Fault::Crash.index()] += 1;
+                return Err(StoreError::new(StoreErrorKind::Io, op));
+            }
+            *n -= 1;
+        }
+        let Some((plan, rng)) = self.faults.as_mut() else {
+            return Ok(None);
+        };
+        let (latency_ns, stalled) = plan.latency_ns(rng);
+        self.latency_ns += latency_ns;
+        if stalled {
+            self.fired[Fault::Latency.index()] += 1;
+        }
+        let fault = plan.draw(op, rng);
+        if let Some(fault) = fault {
+            self.fired[fault.index()] += 1;
+        }
+        Ok(fault)
+    }
+
+    fn check_range(
+        &self,
+        offset: u64,
+        len: usize,
+        op: Op,
+    ) -> Result<std::ops::Range<usize>, StoreError> {
+        let out = StoreError::new(StoreErrorKind::OutOfBounds, op);
+        let start = usize::try_from(offset).map_err(|_| out)?;
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= self.cache.len())
+            .ok_or(out)?;
+        Ok(start..end)
+    }
+
+    fn mark_dirty(&mut self, range: std::ops::Range<usize>) {
+        if range.is_empty() {
+            return;
+        }
+        for sector in range.start / self.sector_size..=(range.end - 1) / self.sector_size {
+            self.dirty.insert(sector);
+        }
+    }
+
+    fn persist(&mut self) {
+        let size = self.sector_size;
+        self.durable.resize(self.cache.len(), 0);
+        for &sector in &self.dirty {
+            let start = sector * size;
+            let end = (start + size).min(self.cache.len());
+            if start < end {
+                self.durable[start..end].copy_from_slice(&self.cache[start..end]);
+            }
+        }
+        self.dirty.clear();
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        match self.io_point(Op::Sync)? {
+            Some(Fault::SyncError) => {
+                // Linux after a failed fsync: the pages are marked clean but never persisted.
+                self.dirty.clear();
+                Err(StoreError::new(StoreErrorKind::Io, Op::Sync))
+            }
+            _ if self.bug == Some(StoreBug::LyingSync) => Ok(()),
+            _ => {
+                self.persist();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A pipe's handle on a [`SimDisk`].
+#[derive(Clone)]
+pub struct SimStore {
+    disk: std::sync::Arc<SimDisk>,
+}
+
+impl SimStore {
+    /// A handle on `disk`.
+    pub fn new(disk: std::sync::Arc<SimDisk>) -> Self {
+        SimStore { disk }
+    }
+
+    /// The disk.
+    pub fn disk(&self) -> &SimDisk {
+        &self.disk
+    }
+}
+
+impl ChunkStore for SimStore {
+    fn len(&self) -> Result<u64, StoreError> {
+        let mut state = self.disk.lock();
+        state.io_point(Op::Len)?;
+        Ok(state.cache.len() as u64)
+    }
+
+    fn read_at(&self, offset: u64, bufs: &mut [&mut [u8]]) -> Result<(), StoreError> {
+        let mut state = self.disk.lock();
+        let range = state.check_range(offset, bufs.iter().map(|b| b.len()).sum(), Op::Read)?;
+        if state.io_point(Op::Read)? == Some(Fault::ReadError) {
+            return Err(StoreError::new(StoreErrorKind::Io, Op::Read));
+        }
+        let mut src = &state.cache[range];
+        for buf in bufs.iter_mut() {
+            let (head, rest) = src.split_at(buf.len());
+            buf.copy_from_slice(head);
+            src = rest;
+        }
+        Ok(())
+    }
+
+    fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), StoreError> {
+        let mut state = self.disk.lock();
+        let range = state.check_range(offset, bufs.iter().map(|b| b.len()).sum(), Op::Write)?;
+        let fault = state.io_point(Op::Write)?;
+        state.writes += 1;
+        if fault == Some(Fault::WriteError) {
+            return Err(StoreError::new(StoreErrorKind::Io, Op::Write));
+        }
+        if state.bug == Some(StoreBug::DroppedWrite) && state.writes % 7 == 0 {
+            return Ok(());
+        }
+        // A partial write lands its first half (by bytes), then fails.
+        let end = if fault == Some(Fault::PartialWrite) {
+            range.start + range.len() / 2
+        } else {
+            range.end
+        };
+        let mut at = range.start;
+        for buf in bufs {
+            let n = buf.len().min(end.saturating_sub(at));
+            state.cache[at..at + n].copy_from_slice(&buf[..n]);
+            at += buf.len();
+        }
+        state.mark_dirty(range.start..end);
+        if fault == Some(Fault::PartialWrite) {
+            return Err(StoreError::new(StoreErrorKind::Io, Op::Write));
+        }
+        Ok(())
+    }
+
+    /// Extends the cached length (zeros), then syncs, like the file backends: the new length is
+    /// durable when this returns `Ok`.
+    fn grow(&self, new_len: u64) -> Result<(), StoreError> {
+        let mut state = self.disk.lock();
+        let new_len = usize::try_from(new_len)
+            .map_err(|_| StoreError::new(StoreErrorKind::NoSpace, Op::Grow))?;
+        if new_len <= state.cache.len() {
+            return Ok(());
+        }
+        if state.io_point(Op::Grow)? == Some(Fault::NoSpace) {
+            return Err(StoreError::new(StoreErrorKind::NoSpace, Op::Grow));
+        }
+        state.cache.resize(new_len, 0);
+        state.sync()
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.disk.lock().sync()
+    }
+
+    fn start_writeback(&self, _offset: u64, _len: u64) -> Result<(), StoreError> {
+        // A hint only: it moves nothing towards durability (the oracle would catch it if it did).
+        Ok(())
+    }
+}

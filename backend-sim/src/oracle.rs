@@ -1,0 +1,294 @@
+//! The oracle: a reference model of what the pipe has promised, checked after every step and
+//! after every crash and recovery.
+//!
+//! The model keeps, per chunk, the writes that joined a batch since the last recovery (in join
+//! order, with their epochs) and what each unit held at that recovery. From that it knows what
+//! a read must return (the newest joined write: reads see writes once they join) and what a
+//! recovered unit may hold: the last write with an epoch the pipe had published as durable, or
+//! any later one — never older, never bytes nobody wrote.
+
+use chunkpipe_core::Epoch;
+
+use crate::data::{UNIT, ZEROS, decode_unit};
+
+/// A broken promise: the simulation's verdict.
+pub type Violation = String;
+
+/// What recoveries found that `Journal::Off` allows but reports: torn chunks and transactions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TearReport {
+    /// Chunks recovered with units from different writes.
+    pub torn_chunks: u64,
+    /// Transactions recovered partly.
+    pub torn_transactions: u64,
+}
+
+/// The reference model.
+pub struct Model {
+    units_per_chunk: usize,
+    /// Per chunk and unit: the write id it held at the last recovery.
+    base: Vec<Vec<u64>>,
+    /// Per chunk: writes joined since the last recovery, `(write id, epoch)`, in join order.
+    history: Vec<Vec<(u64, Epoch)>>,
+    /// Transactions committed since the last recovery: their write ids and chunks.
+    transactions: Vec<Vec<(u64, u64)>>,
+    next_write_id: u64,
+    issued: Epoch,
+    durable: Epoch,
+    /// The first epoch of the failed batch, once the pipe reported a failure.
+    failed_from: Option<Epoch>,
+    /// Checks made so far.
+    pub checks: u64,
+    /// Tears found by recoveries.
+    pub tears: TearReport,
+}
+
+impl Model {
+    /// A model of a fresh store of `chunks` zero chunks.
+    pub fn new(chunks: u64, chunk_size: usize) -> Self {
+        let units_per_chunk = chunk_size / UNIT;
+        let mut model = Model {
+            units_per_chunk,
+            base: Vec::new(),
+            history: Vec::new(),
+            transactions: Vec::new(),
+            next_write_id: 1,
+            issued: Epoch::NONE,
+            durable: Epoch::NONE,
+            failed_from: None,
+            checks: 0,
+            tears: TearReport::default(),
+        };
+        model.resize(chunks);
+        model
+    }
+
+    /// Follows a change of the pipe's length.
+    pub fn resize(&mut self, chunks: u64) {
+        let chunks = chunks as usize;
+        if chunks > self.base.len() {
+            self.base.resize(chunks, vec![ZEROS; self.units_per_chunk]);
+            self.history.resize(chunks, Vec::new());
+        }
+    }
+
+    /// A fresh write id.
+    pub fn new_write_id(&mut self) -> u64 {
+        let id = self.next_write_id;
+        self.next_write_id += 1;
+        id
+    }
+
+    /// Whether the pipe has reported a failure since the last recovery.
+    pub fn failed(&self) -> bool {
+        self.failed_from.is_some()
+    }
+
+    /// Records writes `(write id, chunk)` that joined the batch of `epoch` together (one write
+    /// call, or one transaction). Epochs never go back in join order, and a write never joins a
+    /// batch that was already published.
+    pub fn joined(
+        &mut self,
+        writes: &[(u64, u64)],
+        epoch: Epoch,
+        transaction: bool,
+    ) -> Result<(), Violation> {
+        self.checks += 1;
+        if epoch < self.issued {
+            return Err(format!("{epoch} handed out after {}", self.issued));
+        }
+        if epoch <= self.durable {
+            return Err(format!(
+                "a write joined {epoch}, already published (durable {})",
+                self.durable
+            ));
+        }
+        self.issued = epoch;
+        for &(write_id, chunk) in writes {
+            self.history[chunk as usize].push((write_id, epoch));
+        }
+        if transaction {
+            self.transactions.push(writes.to_vec());
+        }
+        Ok(())
+    }
+
+    /// Checks the pipe's durable epoch after a step: it never goes back, never passes what was
+    /// handed out, and never covers a failed batch.
+    pub fn observe_durable(&mut self, durable: Epoch) -> Result<(), Violation> {
+        self.checks += 1;
+        if durable < self.durable {
+            return Err(format!(
+                "durable epoch went back from {} to {durable}",
+                self.durable
+            ));
+        }
+        if durable > self.issued {
+            return Err(format!(
+                "durable {durable} passes the newest epoch handed out, {}",
+                self.issued
+            ));
+        }
+        if let Some(failed) = self.failed_from.filter(|&f| durable >= f) {
+            return Err(format!(
+                "durable {durable} covers {failed}, whose batch failed"
+            ));
+        }
+        self.durable = durable;
+        Ok(())
+    }
+
+    /// A flush step failed; the durable epoch was `before` when it started and is `after` now.
+    /// The batch it handled and every later one failed — so the step must not have published
+    /// anything (publishing before the sync returned is exactly what this catches).
+    pub fn flush_failed(&mut self, before: Epoch, after: Epoch) -> Result<(), Violation> {
+        self.checks += 1;
+        if after > before {
+            return Err(format!(
+                "a failed flush step published {after} (publish before sync?)"
+            ));
+        }
+        let first = Epoch::new(after.get() + 1);
+        self.failed_from = Some(self.failed_from.map_or(first, |f| f.min(first)));
+        Ok(())
+    }
+
+    /// A waiter on `epoch` got `Ok` while the pipe's durable epoch was `durable`.
+    pub fn wait_ok(&mut self, epoch: Epoch, durable: Epoch) -> Result<(), Violation> {
+        self.checks += 1;
+        if durable < epoch {
+            return Err(format!(
+                "wait({epoch}) returned Ok with the durable epoch at {durable}"
+            ));
+        }
+        if let Some(failed) = self.failed_from.filter(|&f| epoch >= f) {
+            return Err(format!(
+                "wait({epoch}) returned Ok, but batches from {failed} failed"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The write id a read of `chunk`, unit `unit` must see now.
+    fn current(&self, chunk: usize, unit: usize) -> u64 {
+        self.history[chunk]
+            .last()
+            .map_or(self.base[chunk][unit], |&(id, _)| id)
+    }
+
+    /// Checks a read of chunks `index..` that returned `data`.
+    pub fn read(&mut self, index: u64, data: &[u8], chunk_size: usize) -> Result<(), Violation> {
+        self.checks += 1;
+        for (i, chunk_bytes) in data.chunks_exact(chunk_size).enumerate() {
+            let chunk = index + i as u64;
+            for (unit, bytes) in chunk_bytes.chunks_exact(UNIT).enumerate() {
+                let expected = self.current(chunk as usize, unit);
+                let got = decode_unit(bytes, chunk, unit);
+                if got != Some(expected) {
+                    return Err(format!(
+                        "read of chunk {chunk} unit {unit}: got write {got:?}, expected {expected}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the store recovered after a crash, given as `read_chunk(chunk) -> bytes` for
+    /// `chunks` chunks, and makes it the model's new base. `durable` is the highest epoch the
+    /// pipe had published before the crash.
+    pub fn recovered(
+        &mut self,
+        chunks: u64,
+        chunk_size: usize,
+        mut read_chunk: impl FnMut(u64) -> Vec<u8>,
+    ) -> Result<(), Violation> {
+        let durable = self.durable;
+        let mut new_base = Vec::with_capacity(chunks as usize);
+        for chunk in 0..chunks {
+            let bytes = read_chunk(chunk);
+            if bytes.len() < chunk_size {
+                return Err(format!(
+                    "the recovered store ends inside chunk {chunk} of {chunks}"
+                ));
+            }
+            let units = self.check_recovered_chunk(chunk, &bytes[..chunk_size], durable)?;
+            if units.iter().any(|&u| u != units[0]) {
+                self.tears.torn_chunks += 1;
+            }
+            new_base.push(units);
+        }
+        self.count_torn_transactions(&new_base);
+        self.reset_after_recovery(new_base);
+        Ok(())
+    }
+
+    /// The write id of every unit of a recovered chunk, after checking each against what the
+    /// durable epoch allows.
+    fn check_recovered_chunk(
+        &mut self,
+        chunk: u64,
+        bytes: &[u8],
+        durable: Epoch,
+    ) -> Result<Vec<u64>, Violation> {
+        self.checks += 1;
+        let c = chunk as usize;
+        let history = self.history.get(c).map(Vec::as_slice).unwrap_or_default();
+        // Index of the last write the pipe promised durable; every later write may have landed.
+        let promised = history.iter().rposition(|&(_, epoch)| epoch <= durable);
+        let mut units = Vec::with_capacity(self.units_per_chunk);
+        for (unit, unit_bytes) in bytes.chunks_exact(UNIT).enumerate() {
+            let got = decode_unit(unit_bytes, chunk, unit).ok_or_else(|| {
+                format!("recovered chunk {chunk} unit {unit} holds bytes no write produced")
+            })?;
+            let allowed = match promised {
+                Some(p) => history[p..].iter().any(|&(id, _)| id == got),
+                None => {
+                    self.base.get(c).is_none_or(|b| b[unit] == got)
+                        || history.iter().any(|&(id, _)| id == got)
+                }
+            };
+            if !allowed {
+                let wanted = promised.map_or_else(
+                    || "its base".to_string(),
+                    |p| format!("write {} or later", history[p].0),
+                );
+                return Err(format!(
+                    "recovered chunk {chunk} unit {unit} holds write {got}, older than promised ({wanted}; durable {durable})"
+                ));
+            }
+            units.push(got);
+        }
+        Ok(units)
+    }
+
+    fn count_torn_transactions(&mut self, recovered: &[Vec<u64>]) {
+        for tx in &self.transactions {
+            let present = |&(id, chunk): &(u64, u64)| {
+                recovered
+                    .get(chunk as usize)
+                    .is_some_and(|u| u.contains(&id))
+            };
+            let landed = tx.iter().filter(|w| present(w)).count();
+            // Superseded writes may legitimately be gone; count only clear half-states.
+            if landed > 0 && landed < tx.len() && tx.iter().all(|w| self.is_newest_in_tx(w, tx)) {
+                self.tears.torn_transactions += 1;
+            }
+        }
+    }
+
+    fn is_newest_in_tx(&self, &(id, chunk): &(u64, u64), tx: &[(u64, u64)]) -> bool {
+        !tx.iter().any(|&(other, c)| c == chunk && other > id)
+    }
+
+    /// After a recovery in `Journal::Off` nothing durable records epochs: the reopened pipe
+    /// starts again at 1.
+    fn reset_after_recovery(&mut self, base: Vec<Vec<u64>>) {
+        self.base = base;
+        self.history = vec![Vec::new(); self.base.len()];
+        self.transactions.clear();
+        self.issued = Epoch::NONE;
+        self.durable = Epoch::NONE;
+        self.failed_from = None;
+    }
+}
