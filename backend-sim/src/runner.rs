@@ -165,14 +165,26 @@ pub fn run_seed(seed: u64, options: &SimOptions) -> Result<SeedReport, SimFailur
         },
         report: SeedReport::default(),
     };
-    match sim.run() {
-        Ok(()) => Ok(sim.finish_report()),
-        Err(message) => Err(SimFailure {
-            seed,
-            message,
-            trace: sim.trace.recent.into_iter().collect(),
-        }),
-    }
+    // A panic anywhere (the core, the oracle) is a failure of this seed, with its trace.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run()));
+    let message = match outcome {
+        Ok(Ok(())) => return Ok(sim.finish_report()),
+        Ok(Err(violation)) => violation,
+        Err(panic) => format!("panic: {}", panic_message(&*panic)),
+    };
+    Err(SimFailure {
+        seed,
+        message,
+        trace: sim.trace.recent.into_iter().collect(),
+    })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 impl Sim {
