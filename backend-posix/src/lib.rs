@@ -25,7 +25,7 @@ mod store;
 
 use std::path::Path;
 
-use chunkpipe_core::{Config, Error, StoreError, ThreadedPipe};
+use chunkpipe_core::{Config, Error, Journal, StoreError, ThreadedPipe};
 pub use errno::store_error;
 pub use meta::meta_path;
 pub use rustix::fd::BorrowedFd;
@@ -66,12 +66,27 @@ pub trait Platform: Send + Sync + 'static {
 
 /// Opens (or creates) the data file at `path` and returns a pipe over it with its flusher
 /// thread running. A new file is grown to `config.initial_chunks`; an existing one must be a
-/// whole number of chunks and match its `<path>.meta` (written on first open).
+/// whole number of chunks and match its `<path>.meta` (written on first open). With
+/// `Journal::Atomic` the journal `<path>.journal` is opened (and locked) too: created and
+/// written once if new, recovered otherwise.
 ///
 /// # Errors
 /// [`Error::Locked`] when another process has the file open through chunkpipe; an invalid
 /// config; a file that does not fit it ([`Error::InvalidInput`], [`Error::Mismatch`]); an OS
 /// error.
 pub fn open<P: Platform>(path: &Path, config: Config) -> Result<ThreadedPipe<FileStore<P>>, Error> {
-    ThreadedPipe::start(FileStore::<P>::open_for(path, &config)?, config)
+    let data = FileStore::<P>::open_for(path, &config)?;
+    match config.journal {
+        Journal::Atomic => {
+            ThreadedPipe::start_journaled(data, FileStore::open(&journal_path(path))?, config)
+        }
+        _ => ThreadedPipe::start(data, config),
+    }
+}
+
+/// The journal path of the data file at `path` (`<path>.journal`).
+pub fn journal_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".journal");
+    std::path::PathBuf::from(name)
 }

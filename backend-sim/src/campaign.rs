@@ -16,6 +16,8 @@ pub struct CampaignReport {
     pub crashes: u64,
     /// Crashes that struck recovery.
     pub recovery_crashes: u64,
+    /// Recoveries that failed on an injected I/O error and were retried.
+    pub recovery_errors: u64,
     /// Recoveries checked.
     pub recoveries: u64,
     /// Faults fired per kind.
@@ -37,6 +39,7 @@ impl CampaignReport {
         self.steps += seed.steps;
         self.crashes += seed.crashes;
         self.recovery_crashes += seed.recovery_crashes;
+        self.recovery_errors += seed.recovery_errors;
         self.recoveries += seed.recoveries;
         for (total, n) in self.fired.iter_mut().zip(seed.fired) {
             *total += n;
@@ -53,6 +56,7 @@ impl CampaignReport {
         self.steps += other.steps;
         self.crashes += other.crashes;
         self.recovery_crashes += other.recovery_crashes;
+        self.recovery_errors += other.recovery_errors;
         self.recoveries += other.recoveries;
         for (total, n) in self.fired.iter_mut().zip(other.fired) {
             *total += n;

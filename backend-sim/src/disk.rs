@@ -34,16 +34,24 @@ pub enum StoreBug {
     DroppedWrite,
 }
 
-/// A simulated disk; see the module docs. Shared by the store handles of successive pipes.
+/// A simulated disk holding a few files (data, journal) that lose power together; see the
+/// module docs. Shared by the store handles of successive pipes.
 pub struct SimDisk {
     state: Mutex<DiskState>,
 }
 
-struct DiskState {
-    sector_size: usize,
+/// One simulated file: what a process sees (the cache) and what survives power loss.
+#[derive(Default)]
+struct FileState {
     cache: Vec<u8>,
     durable: Vec<u8>,
     dirty: BTreeSet<usize>,
+}
+
+struct DiskState {
+    sector_size: usize,
+    /// The files on this disk (0: data, 1: journal); they lose power together.
+    files: Vec<FileState>,
     /// Decides which dirty sectors a crash keeps.
     crash_rng: SimRng,
     /// Faults to draw at I/O points (none for a fault-free disk).
@@ -65,9 +73,7 @@ impl SimDisk {
         SimDisk {
             state: Mutex::new(DiskState {
                 sector_size,
-                cache: Vec::new(),
-                durable: Vec::new(),
-                dirty: BTreeSet::new(),
+                files: Vec::new(),
                 crash_rng: SimRng::new(0),
                 faults: None,
                 crash_in: None,
@@ -89,6 +95,11 @@ impl SimDisk {
     /// Draws faults from `plan` with `rng` at every I/O point from now on (`None`: no faults).
     pub fn set_faults(&self, faults: Option<(FaultPlan, SimRng)>) {
         self.lock().faults = faults;
+    }
+
+    /// Stops drawing faults; returns the plan and its generator to put back later.
+    pub fn take_faults(&self) -> Option<(FaultPlan, SimRng)> {
+        self.lock().faults.take()
     }
 
     /// Gives the disk a deliberate bug.
@@ -123,13 +134,16 @@ impl SimDisk {
         state.crash_in = None;
     }
 
-    /// The cached bytes at `offset..offset + len`, without passing an I/O point (for the
-    /// oracle; right after a restart the cache is exactly the durable image). Short at the end.
-    pub fn cached_bytes(&self, offset: usize, len: usize) -> Vec<u8> {
+    /// The cached bytes of `file` at `offset..offset + len`, without passing an I/O point (for
+    /// the oracle; right after a restart the cache is exactly the durable image). Short at the
+    /// end.
+    pub fn cached_bytes(&self, file: usize, offset: usize, len: usize) -> Vec<u8> {
         let state = self.lock();
-        let end = (offset + len).min(state.cache.len());
-        state
-            .cache
+        let Some(f) = state.files.get(file) else {
+            return Vec::new();
+        };
+        let end = (offset + len).min(f.cache.len());
+        f.cache
             .get(offset..end)
             .map(<[u8]>::to_vec)
             .unwrap_or_default()
@@ -149,17 +163,26 @@ impl SimDisk {
 impl DiskState {
     fn crash(&mut self) {
         let size = self.sector_size;
-        let durable_len = self.durable.len();
-        for &sector in &self.dirty {
-            let start = sector * size;
-            if start < durable_len && self.crash_rng.chance(0.5) {
-                let end = (start + size).min(durable_len);
-                self.durable[start..end].copy_from_slice(&self.cache[start..end]);
+        for file in &mut self.files {
+            let durable_len = file.durable.len();
+            for &sector in &file.dirty {
+                let start = sector * size;
+                if start < durable_len && self.crash_rng.chance(0.5) {
+                    let end = (start + size).min(durable_len);
+                    file.durable[start..end].copy_from_slice(&file.cache[start..end]);
+                }
             }
+            file.dirty.clear();
+            file.cache = file.durable.clone();
         }
-        self.dirty.clear();
-        self.cache = self.durable.clone();
         self.crashed = true;
+    }
+
+    fn file(&mut self, file: usize) -> &mut FileState {
+        if self.files.len() <= file {
+            self.files.resize_with(file + 1, FileState::default);
+        }
+        &mut self.files[file]
     }
 
     /// One I/O point: fails if crashed, strikes an armed crash, draws a fault.
@@ -190,6 +213,24 @@ impl DiskState {
         Ok(fault)
     }
 
+    fn sync(&mut self, file: usize) -> Result<(), StoreError> {
+        match self.io_point(Op::Sync)? {
+            Some(Fault::SyncError) => {
+                // Linux after a failed fsync: the pages are marked clean but never persisted.
+                self.file(file).dirty.clear();
+                Err(StoreError::new(StoreErrorKind::Io, Op::Sync))
+            }
+            _ if self.bug == Some(StoreBug::LyingSync) => Ok(()),
+            _ => {
+                let size = self.sector_size;
+                self.file(file).persist(size);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl FileState {
     fn check_range(
         &self,
         offset: u64,
@@ -205,54 +246,49 @@ impl DiskState {
         Ok(start..end)
     }
 
-    fn mark_dirty(&mut self, range: std::ops::Range<usize>) {
+    fn mark_dirty(&mut self, range: std::ops::Range<usize>, sector_size: usize) {
         if range.is_empty() {
             return;
         }
-        for sector in range.start / self.sector_size..=(range.end - 1) / self.sector_size {
+        for sector in range.start / sector_size..=(range.end - 1) / sector_size {
             self.dirty.insert(sector);
         }
     }
 
-    fn persist(&mut self) {
-        let size = self.sector_size;
+    fn persist(&mut self, sector_size: usize) {
         self.durable.resize(self.cache.len(), 0);
         for &sector in &self.dirty {
-            let start = sector * size;
-            let end = (start + size).min(self.cache.len());
+            let start = sector * sector_size;
+            let end = (start + sector_size).min(self.cache.len());
             if start < end {
                 self.durable[start..end].copy_from_slice(&self.cache[start..end]);
             }
         }
         self.dirty.clear();
     }
-
-    fn sync(&mut self) -> Result<(), StoreError> {
-        match self.io_point(Op::Sync)? {
-            Some(Fault::SyncError) => {
-                // Linux after a failed fsync: the pages are marked clean but never persisted.
-                self.dirty.clear();
-                Err(StoreError::new(StoreErrorKind::Io, Op::Sync))
-            }
-            _ if self.bug == Some(StoreBug::LyingSync) => Ok(()),
-            _ => {
-                self.persist();
-                Ok(())
-            }
-        }
-    }
 }
 
-/// A pipe's handle on a [`SimDisk`].
+/// A pipe's handle on one file of a [`SimDisk`].
 #[derive(Clone)]
 pub struct SimStore {
     disk: std::sync::Arc<SimDisk>,
+    file: usize,
 }
 
+/// The data file of a simulated disk.
+pub const DATA_FILE: usize = 0;
+/// The journal file of a simulated disk.
+pub const JOURNAL_FILE: usize = 1;
+
 impl SimStore {
-    /// A handle on `disk`.
+    /// A handle on the data file of `disk`.
     pub fn new(disk: std::sync::Arc<SimDisk>) -> Self {
-        SimStore { disk }
+        Self::file(disk, DATA_FILE)
+    }
+
+    /// A handle on file number `file` of `disk`.
+    pub fn file(disk: std::sync::Arc<SimDisk>, file: usize) -> Self {
+        SimStore { disk, file }
     }
 
     /// The disk.
@@ -265,16 +301,20 @@ impl ChunkStore for SimStore {
     fn len(&self) -> Result<u64, StoreError> {
         let mut state = self.disk.lock();
         state.io_point(Op::Len)?;
-        Ok(state.cache.len() as u64)
+        Ok(state.file(self.file).cache.len() as u64)
     }
 
     fn read_at(&self, offset: u64, bufs: &mut [&mut [u8]]) -> Result<(), StoreError> {
         let mut state = self.disk.lock();
-        let range = state.check_range(offset, bufs.iter().map(|b| b.len()).sum(), Op::Read)?;
+        let range = state.file(self.file).check_range(
+            offset,
+            bufs.iter().map(|b| b.len()).sum(),
+            Op::Read,
+        )?;
         if state.io_point(Op::Read)? == Some(Fault::ReadError) {
             return Err(StoreError::new(StoreErrorKind::Io, Op::Read));
         }
-        let mut src = &state.cache[range];
+        let mut src = &state.file(self.file).cache[range];
         for buf in bufs.iter_mut() {
             let (head, rest) = src.split_at(buf.len());
             buf.copy_from_slice(head);
@@ -285,7 +325,11 @@ impl ChunkStore for SimStore {
 
     fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), StoreError> {
         let mut state = self.disk.lock();
-        let range = state.check_range(offset, bufs.iter().map(|b| b.len()).sum(), Op::Write)?;
+        let range = state.file(self.file).check_range(
+            offset,
+            bufs.iter().map(|b| b.len()).sum(),
+            Op::Write,
+        )?;
         let fault = state.io_point(Op::Write)?;
         state.writes += 1;
         if fault == Some(Fault::WriteError) {
@@ -300,13 +344,15 @@ impl ChunkStore for SimStore {
         } else {
             range.end
         };
+        let sector_size = state.sector_size;
+        let file = state.file(self.file);
         let mut at = range.start;
         for buf in bufs {
             let n = buf.len().min(end.saturating_sub(at));
-            state.cache[at..at + n].copy_from_slice(&buf[..n]);
+            file.cache[at..at + n].copy_from_slice(&buf[..n]);
             at += buf.len();
         }
-        state.mark_dirty(range.start..end);
+        file.mark_dirty(range.start..end, sector_size);
         if fault == Some(Fault::PartialWrite) {
             return Err(StoreError::new(StoreErrorKind::Io, Op::Write));
         }
@@ -319,18 +365,18 @@ impl ChunkStore for SimStore {
         let mut state = self.disk.lock();
         let new_len = usize::try_from(new_len)
             .map_err(|_| StoreError::new(StoreErrorKind::NoSpace, Op::Grow))?;
-        if new_len <= state.cache.len() {
+        if new_len <= state.file(self.file).cache.len() {
             return Ok(());
         }
         if state.io_point(Op::Grow)? == Some(Fault::NoSpace) {
             return Err(StoreError::new(StoreErrorKind::NoSpace, Op::Grow));
         }
-        state.cache.resize(new_len, 0);
-        state.sync()
+        state.file(self.file).cache.resize(new_len, 0);
+        state.sync(self.file)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        self.disk.lock().sync()
+        self.disk.lock().sync(self.file)
     }
 
     fn start_writeback(&self, _offset: u64, _len: u64) -> Result<(), StoreError> {

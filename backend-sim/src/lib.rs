@@ -35,7 +35,7 @@ mod runner;
 mod workload;
 
 pub use campaign::{CampaignReport, run_campaign};
-pub use disk::{SimDisk, SimStore, StoreBug};
+pub use disk::{DATA_FILE, JOURNAL_FILE, SimDisk, SimStore, StoreBug};
 pub use faults::{Fault, FaultPlan, Profile};
 pub use oracle::{Model, TearReport, Violation};
 pub use rng::{SimRng, Stream};

@@ -7,7 +7,7 @@
 //! recovered unit may hold: the last write with an epoch the pipe had published as durable, or
 //! any later one — never older, never bytes nobody wrote.
 
-use chunkpipe_core::Epoch;
+use chunkpipe_core::{Epoch, Journal};
 
 use crate::data::{UNIT, ZEROS, decode_unit};
 
@@ -25,7 +25,10 @@ pub struct TearReport {
 
 /// The reference model.
 pub struct Model {
+    journal: Journal,
     units_per_chunk: usize,
+    /// The durable epoch the reopened pipe reported, for the check that follows.
+    recovered_epoch: Epoch,
     /// Per chunk and unit: the write id it held at the last recovery.
     base: Vec<Vec<u64>>,
     /// Per chunk: writes joined since the last recovery, `(write id, epoch)`, in join order.
@@ -45,10 +48,12 @@ pub struct Model {
 
 impl Model {
     /// A model of a fresh store of `chunks` zero chunks.
-    pub fn new(chunks: u64, chunk_size: usize) -> Self {
+    pub fn new(chunks: u64, chunk_size: usize, journal: Journal) -> Self {
         let units_per_chunk = chunk_size / UNIT;
         let mut model = Model {
+            journal,
             units_per_chunk,
+            recovered_epoch: Epoch::NONE,
             base: Vec::new(),
             history: Vec::new(),
             transactions: Vec::new(),
@@ -194,15 +199,28 @@ impl Model {
         Ok(())
     }
 
+    /// Tells the model the durable epoch a reopened pipe reported (before [`Model::recovered`]).
+    pub fn set_recovered_epoch(&mut self, epoch: Epoch) {
+        self.recovered_epoch = epoch;
+    }
+
     /// Checks the store recovered after a crash, given as `read_chunk(chunk) -> bytes` for
-    /// `chunks` chunks, and makes it the model's new base. `durable` is the highest epoch the
-    /// pipe had published before the crash.
+    /// `chunks` chunks, and makes it the model's new base.
+    ///
+    /// - `Journal::Off`: per unit, the last write the pipe had published as durable, or a
+    ///   later one (tears are allowed and counted).
+    /// - `Journal::Atomic`: the reopened pipe's durable epoch `R` is at least the one published
+    ///   before the crash (and no more than was handed out), and every chunk holds exactly its
+    ///   last write with an epoch ≤ `R`: every batch is wholly there or wholly absent.
     pub fn recovered(
         &mut self,
         chunks: u64,
         chunk_size: usize,
         mut read_chunk: impl FnMut(u64) -> Vec<u8>,
     ) -> Result<(), Violation> {
+        if self.journal == Journal::Atomic {
+            return self.recovered_atomic(chunks, chunk_size, read_chunk);
+        }
         let durable = self.durable;
         let mut new_base = Vec::with_capacity(chunks as usize);
         for chunk in 0..chunks {
@@ -220,6 +238,63 @@ impl Model {
         }
         self.count_torn_transactions(&new_base);
         self.reset_after_recovery(new_base);
+        Ok(())
+    }
+
+    fn recovered_atomic(
+        &mut self,
+        chunks: u64,
+        chunk_size: usize,
+        mut read_chunk: impl FnMut(u64) -> Vec<u8>,
+    ) -> Result<(), Violation> {
+        let recovered = self.recovered_epoch;
+        self.checks += 1;
+        if recovered < self.durable {
+            return Err(format!(
+                "recovery went back to {recovered}; {} was durable",
+                self.durable
+            ));
+        }
+        if recovered > self.issued {
+            return Err(format!(
+                "recovery claims {recovered}, past the newest epoch handed out ({})",
+                self.issued
+            ));
+        }
+        let mut new_base = Vec::with_capacity(chunks as usize);
+        for chunk in 0..chunks {
+            let c = chunk as usize;
+            let expected = self
+                .history
+                .get(c)
+                .and_then(|h| h.iter().rev().find(|&&(_, e)| e <= recovered))
+                .map(|&(id, _)| id);
+            let bytes = read_chunk(chunk);
+            if bytes.len() < chunk_size {
+                return Err(format!(
+                    "the recovered store ends inside chunk {chunk} of {chunks}"
+                ));
+            }
+            let mut units = Vec::with_capacity(self.units_per_chunk);
+            for (unit, unit_bytes) in bytes[..chunk_size].chunks_exact(UNIT).enumerate() {
+                let want = expected.unwrap_or_else(|| self.base.get(c).map_or(ZEROS, |b| b[unit]));
+                let got = decode_unit(unit_bytes, chunk, unit);
+                if got != Some(want) {
+                    return Err(format!(
+                        "after recovery to {recovered}, chunk {chunk} unit {unit} holds write {got:?}, expected {want}"
+                    ));
+                }
+                units.push(want);
+            }
+            new_base.push(units);
+        }
+        self.base = new_base;
+        self.history = vec![Vec::new(); self.base.len()];
+        self.transactions.clear();
+        // Epochs continue across the reopen.
+        self.issued = recovered;
+        self.durable = recovered;
+        self.failed_from = None;
         Ok(())
     }
 

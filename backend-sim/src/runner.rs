@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chunkpipe_core::{Config, Error, Instant, Journal, Pipe};
 
-use crate::disk::{SimDisk, SimStore, StoreBug};
+use crate::disk::{DATA_FILE, JOURNAL_FILE, SimDisk, SimStore, StoreBug};
 use crate::faults::{Fault, FaultPlan, Profile};
 use crate::oracle::{Model, TearReport, Violation};
 use crate::rng::{SimRng, Stream};
@@ -29,6 +29,8 @@ pub struct SimOptions {
     pub steps: u32,
     /// A deliberate store bug, to show the oracle catches it.
     pub store_bug: Option<StoreBug>,
+    /// The durability mode; `None` draws one per seed.
+    pub journal: Option<Journal>,
 }
 
 impl Default for SimOptions {
@@ -37,6 +39,7 @@ impl Default for SimOptions {
             profile: Profile::All,
             steps: 400,
             store_bug: None,
+            journal: None,
         }
     }
 }
@@ -50,6 +53,8 @@ pub struct SeedReport {
     pub crashes: u64,
     /// Crashes that struck while a recovery was reopening the store.
     pub recovery_crashes: u64,
+    /// Recoveries that failed on an injected I/O error and were retried.
+    pub recovery_errors: u64,
     /// Recoveries (reopen + check).
     pub recoveries: u64,
     /// Faults fired, indexed by [`Fault::index`].
@@ -85,20 +90,29 @@ struct Scenario {
 }
 
 impl Scenario {
-    fn for_seed(seed: u64, profile: Profile) -> Self {
+    fn for_seed(seed: u64, options: &SimOptions) -> Self {
         let mut rng = SimRng::stream(seed, Stream::Setup);
+        let journal = options
+            .journal
+            .unwrap_or_else(|| rng.pick(&[Journal::Atomic, Journal::Off]));
+        let staging = 2 + rng.below(15) as u32;
+        // Small journals (1 to 4 full-staging records), so full-journal checkpoints are common.
+        let full_record = chunkpipe_core::journal::format::record_bytes(u64::from(staging), 4096);
+        let journal_bytes =
+            chunkpipe_core::journal::format::RECORD_AREA_START + full_record * rng.pick(&[1, 2, 4]);
         let config = Config::new()
             .with_chunk_size(4096)
             .with_initial_chunks(8 + rng.below(25))
-            .with_staging_chunks(2 + rng.below(15) as u32)
+            .with_staging_chunks(staging)
             .with_flush_interval(Duration::from_millis(1))
             .with_max_batch_delay(Duration::from_micros(rng.pick(&[0, 0, 20, 200])))
-            .with_journal(Journal::Off);
+            .with_journal(journal)
+            .with_journal_bytes(journal_bytes);
         Scenario {
             config,
             sector_size: rng.pick(&[512, 4096]),
             clients: 1 + rng.below(6) as usize,
-            plan: FaultPlan::draw_for_seed(profile, &mut rng),
+            plan: FaultPlan::draw_for_seed(options.profile, &mut rng),
         }
     }
 }
@@ -143,13 +157,17 @@ struct Sim {
 /// # Errors
 /// The [`SimFailure`] describing the first broken promise.
 pub fn run_seed(seed: u64, options: &SimOptions) -> Result<SeedReport, SimFailure> {
-    let scenario = Scenario::for_seed(seed, options.profile);
+    let scenario = Scenario::for_seed(seed, options);
     let disk = Arc::new(SimDisk::new(scenario.sector_size));
     disk.set_crash_rng(SimRng::stream(seed, Stream::Crash));
     disk.set_bug(options.store_bug);
     let mut sim = Sim {
         seed,
-        model: Model::new(0, scenario.config.chunk_size as usize),
+        model: Model::new(
+            0,
+            scenario.config.chunk_size as usize,
+            scenario.config.journal,
+        ),
         clients: (0..scenario.clients).map(|_| Client::new()).collect(),
         scenario,
         options: *options,
@@ -290,16 +308,23 @@ impl Sim {
             self.report.crashes += 1;
         }
         let crash_rate = self.scenario.plan.probability(Fault::Crash);
-        // Crashes strike at most the first attempts, so recovery always gets to finish.
-        const CRASHABLE_ATTEMPTS: u32 = 3;
-        for attempt in 0..=CRASHABLE_ATTEMPTS {
+        // Faults and crashes strike the first attempts only: the last one runs quiet, so
+        // recovery always gets to finish (a real user retries the open the same way).
+        const FAULTY_ATTEMPTS: u32 = 3;
+        let mut faults = None;
+        for attempt in 0..=FAULTY_ATTEMPTS {
             self.disk.restart();
-            if attempt < CRASHABLE_ATTEMPTS && crash_rate > 0.0 && self.schedule.chance(0.3) {
+            if attempt == FAULTY_ATTEMPTS {
+                faults = self.disk.take_faults();
+            } else if crash_rate > 0.0 && self.schedule.chance(0.3) {
                 self.disk.arm_crash(self.schedule.below(3) as u32);
             }
-            match Pipe::new(SimStore::new(Arc::clone(&self.disk)), self.scenario.config) {
+            match self.open_pipe() {
                 Ok(pipe) => {
                     self.disk.restart();
+                    if faults.is_some() {
+                        self.disk.set_faults(faults);
+                    }
                     return self.check_recovered(pipe);
                 }
                 Err(_) if self.disk.crashed() => {
@@ -307,18 +332,38 @@ impl Sim {
                     self.report.recovery_crashes += 1;
                     self.trace.record(self.step, "crash during recovery".into());
                 }
-                Err(e) => return Err(format!("recovery failed: {e}")),
+                Err(e) if attempt < FAULTY_ATTEMPTS => {
+                    self.report.recovery_errors += 1;
+                    self.trace
+                        .record(self.step, format!("recovery failed ({e}); retrying"));
+                }
+                Err(e) => return Err(format!("recovery failed without faults: {e}")),
             }
         }
-        Err("recovery failed on a disk that no longer crashes".into())
+        Err("recovery did not finish".into())
+    }
+
+    /// Opens the pipe over the disk's data file (and journal file in `Journal::Atomic`).
+    fn open_pipe(&self) -> Result<SimPipe, Error> {
+        let config = self.scenario.config;
+        let data = SimStore::file(Arc::clone(&self.disk), DATA_FILE);
+        match config.journal {
+            Journal::Off => Pipe::new(data, config),
+            _ => Pipe::with_journal(
+                data,
+                SimStore::file(Arc::clone(&self.disk), JOURNAL_FILE),
+                config,
+            ),
+        }
     }
 
     fn check_recovered(&mut self, pipe: SimPipe) -> Result<(), Violation> {
         let chunk = self.scenario.config.chunk_size as usize;
         let len_chunks = pipe.len_chunks();
+        self.model.set_recovered_epoch(pipe.durable_epoch());
         let disk = &self.disk;
         self.model.recovered(len_chunks, chunk, |c| {
-            disk.cached_bytes(c as usize * chunk, chunk)
+            disk.cached_bytes(DATA_FILE, c as usize * chunk, chunk)
         })?;
         self.model.resize(len_chunks);
         self.report.recoveries += 1;

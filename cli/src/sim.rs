@@ -26,6 +26,18 @@ pub struct SimArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Durability mode of every seed (default: drawn per seed, both modes).
+    #[arg(long, value_enum)]
+    journal: Option<JournalArg>,
+}
+
+/// `--journal`: the durability mode.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum JournalArg {
+    /// `Journal::Atomic`.
+    Atomic,
+    /// `Journal::Off`.
+    Off,
 }
 
 fn parse_range(text: &str) -> Result<Range<u64>, String> {
@@ -48,10 +60,15 @@ pub fn run(args: &SimArgs) -> Result<(), String> {
         (None, Some(range)) => range.clone(),
         (None, None) => 0..1000,
     };
+    let journal = args.journal.map(|j| match j {
+        JournalArg::Atomic => chunkpipe_core::Journal::Atomic,
+        JournalArg::Off => chunkpipe_core::Journal::Off,
+    });
     let options = SimOptions {
         profile: args.faults,
         steps: args.steps,
         store_bug: None,
+        journal,
     };
     let started = Instant::now();
     let bar = ProgressBar::new(seeds.end - seeds.start);
@@ -136,8 +153,13 @@ fn print_summary(report: &CampaignReport, args: &SimArgs, wall: std::time::Durat
         report.seeds, args.faults, args.steps, args.jobs
     );
     println!(
-        "  steps {}, crashes {} ({} during recovery), recoveries {}, oracle checks {}",
-        report.steps, report.crashes, report.recovery_crashes, report.recoveries, report.checks
+        "  steps {}, crashes {} ({} during recovery), recoveries {} ({} retried after an I/O error), oracle checks {}",
+        report.steps,
+        report.crashes,
+        report.recovery_crashes,
+        report.recoveries,
+        report.recovery_errors,
+        report.checks
     );
     let fired: Vec<String> = Fault::ALL
         .iter()
@@ -158,8 +180,11 @@ fn print_summary(report: &CampaignReport, args: &SimArgs, wall: std::time::Durat
 
 fn print_failure(failure: &SimFailure, args: &SimArgs) {
     println!("\nFAILED seed {}: {}", failure.seed, failure.message);
+    let journal = args.journal.map_or(String::new(), |j| {
+        format!(" --journal {}", format!("{j:?}").to_lowercase())
+    });
     println!(
-        "replay: cargo run --release -p chunkpipe-cli -- sim --seed {} --faults {} --steps {}",
+        "replay: cargo run --release -p chunkpipe-cli -- sim --seed {} --faults {} --steps {}{journal}",
         failure.seed,
         format!("{:?}", args.faults).to_lowercase(),
         args.steps

@@ -6,9 +6,7 @@
 //! frees staging). Every wait follows the token protocol of [`Signal`], so a wake-up between a
 //! check and a wait is never lost.
 
-use crate::{
-    ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, Signal, StepReport, Transaction,
-};
+use crate::{ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, Signal, Transaction};
 use core::task::Poll;
 
 /// A [`Pipe`] with blocking calls, a clock and the signals that connect its threads.
@@ -169,16 +167,12 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
             let token = self.work.token();
             let now = self.clock.now();
             match self.pipe.step(now) {
-                Ok(StepReport {
-                    published: None,
-                    grew: false,
-                })
-                | Err(Error::WouldBlock) => {}
-                Ok(_) => {
-                    // Progress: wake waiters, and look for the batch that formed meanwhile.
+                Ok(report) if report.progressed() => {
+                    // Wake waiters, and look for the batch that formed meanwhile.
                     self.progress.notify_all();
                     continue;
                 }
+                Ok(_) | Err(Error::WouldBlock) => {}
                 // Poisoned: wake every waiter with the error, then idle until closed.
                 Err(_) => self.progress.notify_all(),
             }

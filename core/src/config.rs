@@ -11,11 +11,17 @@ use crate::Error;
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Journal {
+    /// Crash-atomic batches (the default): each batch is appended to a journal store as one
+    /// checksummed record and made durable with one journal sync, then written in place. A
+    /// crash leaves every batch — and so every transaction and multi-chunk write — entirely
+    /// applied or entirely absent, and epochs continue across reopens. Every byte is written
+    /// twice (journal, then in place). See the `journal` module for the format.
+    #[default]
+    Atomic,
     /// Classic in-place writes: each batch is written where its chunks live, a writeback hint is
     /// issued, then one `sync`. One sync per batch and no write amplification, but a crash
     /// during a batch can leave any subset of its sectors on disk: chunks and transactions can
-    /// tear.
-    #[default]
+    /// tear. Nothing durable records epochs: a reopened pipe starts again at epoch 1.
     Off,
 }
 
@@ -51,6 +57,9 @@ pub struct Config {
     pub max_batch_delay: Duration,
     /// The durability mode.
     pub journal: Journal,
+    /// Size of a journal created by `Journal::Atomic` (default 64 MiB); an existing journal
+    /// keeps its size. Must hold a record of a full staging pool.
+    pub journal_bytes: u64,
 }
 
 impl Default for Config {
@@ -61,7 +70,8 @@ impl Default for Config {
             staging_chunks: 1024,
             flush_interval: Duration::from_millis(10),
             max_batch_delay: Duration::ZERO,
-            journal: Journal::Off,
+            journal: Journal::Atomic,
+            journal_bytes: 64 << 20,
         }
     }
 }
@@ -108,6 +118,12 @@ impl Config {
         self
     }
 
+    /// Sets [`Config::journal_bytes`].
+    pub fn with_journal_bytes(mut self, bytes: u64) -> Self {
+        self.journal_bytes = bytes;
+        self
+    }
+
     /// Checks every field and the sizes derived from them.
     ///
     /// # Errors
@@ -142,6 +158,17 @@ impl Config {
                 "max_batch_delay must not exceed flush_interval",
             ));
         }
+        if self.journal == Journal::Atomic {
+            let record = crate::journal::format::record_bytes(
+                u64::from(self.staging_chunks),
+                self.chunk_bytes(),
+            );
+            if self.journal_bytes < crate::journal::format::RECORD_AREA_START + record {
+                return Err(Error::InvalidInput(
+                    "journal_bytes cannot hold a record of a full staging pool",
+                ));
+            }
+        }
         crate::staging::StagingLayout::for_config(self).map(|_| ())
     }
 
@@ -170,6 +197,7 @@ mod tests {
             Config::new().with_initial_chunks(u64::MAX),
             Config::new().with_flush_interval(Duration::ZERO),
             Config::new().with_max_batch_delay(Duration::from_secs(1)),
+            Config::new().with_journal_bytes(4096),
         ];
         for config in bad {
             assert!(

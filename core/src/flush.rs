@@ -8,7 +8,7 @@
 //! The durability mode decides what is written before the sync ([`Journal`]); `Journal::Off`
 //! writes the batch in place, hints writeback and syncs the store once.
 
-use crate::pipe::State;
+use crate::pipe::{FlushState, State};
 use crate::staging::SealedBatch;
 use crate::{ChunkStore, Epoch, Error, Instant, Journal, Op, Pipe, StoreError, StoreErrorKind};
 
@@ -22,6 +22,18 @@ pub struct StepReport {
     pub published: Option<Epoch>,
     /// Whether it handled grow requests (successfully or not).
     pub grew: bool,
+    /// `Journal::Atomic`: whether it wrote a published batch in place (freeing its staging).
+    pub applied: bool,
+    /// `Journal::Atomic`: whether it checkpointed the journal.
+    pub checkpointed: bool,
+}
+
+impl StepReport {
+    /// Whether anything changed that a waiter (for an epoch, staging space, a grow or a close)
+    /// may be waiting for.
+    pub fn progressed(&self) -> bool {
+        self.published.is_some() || self.grew || self.applied || self.checkpointed
+    }
 }
 
 impl<'a, S: ChunkStore> Pipe<'a, S> {
@@ -45,31 +57,148 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// # Errors
     /// As [`flush_step`](Pipe::flush_step).
     pub fn step(&self, now: Instant) -> Result<StepReport, Error> {
-        let Some(_flushing) = self.flushing.try_lock() else {
+        let Some(mut flush) = self.flushing.try_lock() else {
             return Err(Error::WouldBlock);
         };
-        let grew = self.grow_step()?;
+        let mut report = StepReport {
+            grew: self.grow_step()?,
+            ..StepReport::default()
+        };
+        report.applied = self.apply_published(&mut flush)?;
         let Some((mut batch, epoch)) = self.seal(now)? else {
-            return Ok(StepReport {
-                published: None,
-                grew,
-            });
+            report.checkpointed = self.checkpoint_if_due(&mut flush, now)?;
+            return Ok(report);
         };
-        let result = match self.config.journal {
-            Journal::Off => self.write_in_place(&mut batch).and_then(|()| {
-                // Planted bug, for the simulator's tests only (never in a normal build).
-                #[cfg(chunkpipe_planted = "publish_before_sync")]
-                {
-                    self.lock().durable = epoch;
-                }
-                self.store.sync()
-            }),
+        batch.prepare_write();
+        match self.config.journal {
+            Journal::Off => {
+                let result = self.write_in_place(&batch).and_then(|()| {
+                    // Planted bug, for the simulator's tests only (never in a normal build).
+                    #[cfg(chunkpipe_planted = "publish_before_sync")]
+                    {
+                        self.lock().durable = epoch;
+                    }
+                    self.hint_writeback(&batch);
+                    self.store.sync()
+                });
+                self.publish(batch, epoch, result)?;
+            }
+            Journal::Atomic => self.commit_to_journal(&mut flush, batch, epoch, now)?,
+        }
+        report.published = Some(epoch);
+        Ok(report)
+    }
+
+    /// `Journal::Atomic`: appends the batch to the journal (checkpointing first if it does not
+    /// fit) and syncs it; the batch is then durable and its epoch published. It is written in
+    /// place at the next step.
+    fn commit_to_journal(
+        &self,
+        flush: &mut FlushState<'a>,
+        batch: SealedBatch<'a>,
+        epoch: Epoch,
+        now: Instant,
+    ) -> Result<(), Error> {
+        let chunks = batch.live_len() as u64;
+        let FlushState {
+            journal, header, ..
+        } = flush;
+        let Some(log) = journal.as_mut() else {
+            return Err(
+                self.fail_batch(batch, StoreError::new(StoreErrorKind::Internal, Op::Write))
+            );
         };
-        self.publish(batch, epoch, result)?;
-        Ok(StepReport {
-            published: Some(epoch),
-            grew,
-        })
+        let journal_store = self
+            .journal
+            .as_ref()
+            .expect("Atomic pipes have a journal store");
+        let mut result = Ok(());
+        if !log.fits(chunks, self.config.chunk_bytes()) {
+            // Every published batch is already in place (applied at the start of this step).
+            result = log.checkpoint(&self.store, journal_store, self.durable_epoch());
+            self.lock().stats.syncs += 2;
+        }
+        let result = result.and_then(|()| log.append(journal_store, epoch, &batch, header));
+        match result {
+            Ok(()) => {
+                let mut state = self.lock();
+                debug_assert_eq!(
+                    epoch,
+                    state.durable.next(),
+                    "batches publish in epoch order"
+                );
+                state.durable = epoch;
+                state.unapplied = true;
+                state.journal_dirty = true;
+                state.last_publish_at = Some(now);
+                state.stats.batches += 1;
+                state.stats.chunks += batch.len() as u64;
+                state.stats.syncs += 1;
+                drop(state);
+                flush.unapplied = Some((batch, epoch));
+                Ok(())
+            }
+            Err(e) => Err(self.fail_batch(batch, e)),
+        }
+    }
+
+    /// `Journal::Atomic`: writes the last published batch in place and releases its staging. A
+    /// failure poisons the pipe (the journal still holds the batch; reopening replays it).
+    fn apply_published(&self, flush: &mut FlushState<'a>) -> Result<bool, Error> {
+        let Some((batch, _epoch)) = flush.unapplied.take() else {
+            return Ok(false);
+        };
+        let result = self.write_in_place(&batch);
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let plan = state.pool.retire(batch, &mut state.index);
+        state.spare_plan = Some(plan);
+        state.unapplied = false;
+        match result {
+            Ok(()) => Ok(true),
+            Err(e) => Err(Error::Poisoned(*state.poison.get_or_insert(e))),
+        }
+    }
+
+    /// `Journal::Atomic`: checkpoints when the journal holds records, nothing waits to be
+    /// written in place, and the pipe is closing or has been idle for `flush_interval`.
+    fn checkpoint_if_due(&self, flush: &mut FlushState<'a>, now: Instant) -> Result<bool, Error> {
+        let (durable, due) = {
+            let state = self.lock();
+            let idle_since = state.last_publish_at.unwrap_or(Instant::ZERO);
+            let idle = now >= idle_since.saturating_add(self.config.flush_interval);
+            (
+                state.durable,
+                state.journal_dirty && !state.unapplied && (state.closing || idle),
+            )
+        };
+        let (Some(log), Some(journal_store)) = (flush.journal.as_mut(), self.journal.as_ref())
+        else {
+            return Ok(false);
+        };
+        if !due {
+            return Ok(false);
+        }
+        let result = log.checkpoint(&self.store, journal_store, durable);
+        let mut state = self.lock();
+        state.stats.syncs += 2;
+        match result {
+            Ok(()) => {
+                state.journal_dirty = false;
+                Ok(true)
+            }
+            Err(e) => Err(Error::Poisoned(*state.poison.get_or_insert(e))),
+        }
+    }
+
+    /// Retires a batch that failed and poisons the pipe; returns the poison error.
+    fn fail_batch(&self, batch: SealedBatch<'a>, e: StoreError) -> Error {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let plan = state.pool.retire(batch, &mut state.index);
+        state.spare_plan = Some(plan);
+        state.stats.syncs += 1;
+        Error::Poisoned(*state.poison.get_or_insert(e))
     }
 
     /// When a flush step next has work: `Some(now)` or later, `None` when idle.
@@ -78,11 +207,17 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         if state.poison.is_some() {
             return None;
         }
-        if state.grow.completed < state.grow.requested {
+        if state.grow.completed < state.grow.requested || state.unapplied {
             return Some(now);
         }
         if state.open.len == 0 {
-            return None;
+            let idle_since = state.last_publish_at.unwrap_or(Instant::ZERO);
+            let checkpoint_at = if state.closing {
+                now
+            } else {
+                idle_since.saturating_add(self.config.flush_interval)
+            };
+            return state.journal_dirty.then_some(checkpoint_at.max(now));
         }
         let delay = self.config.max_batch_delay;
         match state.open.seen_at {
@@ -162,10 +297,9 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         Ok(Some((state.pool.seal(plan, len), epoch)))
     }
 
-    /// Writes the batch where its chunks live, in runs of consecutive chunks, one vectored call
-    /// per run (split at the store's buffer limit), then hints writeback of the covered range.
-    fn write_in_place(&self, batch: &mut SealedBatch<'a>) -> Result<(), StoreError> {
-        batch.prepare_write();
+    /// Writes a prepared batch where its chunks live, in runs of consecutive chunks, one
+    /// vectored call per run (split at the store's buffer limit).
+    fn write_in_place(&self, batch: &SealedBatch<'a>) -> Result<(), StoreError> {
         let chunk_bytes = self.config.chunk_bytes();
         let max_bufs = self
             .store
@@ -185,11 +319,16 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             self.store.write_at(first * chunk_bytes, &bufs[..run])?;
             i += run;
         }
-        let start = batch.chunk(0) * chunk_bytes;
-        let end = (batch.chunk(live - 1) + 1) * chunk_bytes;
-        // Only a hint: the sync that follows reports any real failure.
-        let _ = self.store.start_writeback(start, end - start);
         Ok(())
+    }
+
+    /// `Journal::Off`: hints writeback of the range a prepared batch covers. Only a hint: the
+    /// sync that follows reports any real failure.
+    fn hint_writeback(&self, batch: &SealedBatch<'a>) {
+        let chunk_bytes = self.config.chunk_bytes();
+        let start = batch.chunk(0) * chunk_bytes;
+        let end = (batch.chunk(batch.live_len() - 1) + 1) * chunk_bytes;
+        let _ = self.store.start_writeback(start, end - start);
     }
 
     /// Retires the batch's slots and publishes its epoch, or poisons the pipe if it failed.

@@ -39,8 +39,10 @@
 //!   past the end (no silent extension), overflow, invalid configs.
 //! - Visibility: a write is visible to reads once it has joined a batch, all at once; reads never
 //!   see part of a write or transaction and never a torn chunk (see [`Pipe`]).
-//! - In [`Journal::Off`] (today's only mode) a crash may tear chunks and transactions: only what
-//!   a `sync` covered is durable, at sector granularity.
+//! - In [`Journal::Atomic`] (the default) a crash leaves each batch entirely applied or entirely
+//!   absent, and epochs continue across reopens; [`journal`] documents the on-disk format. In
+//!   [`Journal::Off`] a crash may tear chunks and transactions (only what a `sync` covered is
+//!   durable, at sector granularity) and a reopened pipe starts again at epoch 1.
 //!
 //! # Features
 //!
@@ -53,22 +55,29 @@
 //! # Example: driving the state machine by hand
 //!
 //! ```
-//! use chunkpipe_core::{Config, Instant, MemStore, Pipe, StagingMemory};
+//! use chunkpipe_core::{Config, Instant, Journal, MemStore, Pipe, StagingMemory};
 //!
-//! let config = Config::new().with_chunk_size(16).with_initial_chunks(8).with_staging_chunks(4);
+//! let config = Config::new()
+//!     .with_chunk_size(512)
+//!     .with_initial_chunks(8)
+//!     .with_staging_chunks(4)
+//!     .with_journal(Journal::Atomic)
+//!     .with_journal_bytes(64 * 1024);
 //! // No allocator needed: staging lives in a buffer we lend.
 //! let mut staging = vec![0u8; config.staging_memory_bytes()];
-//! let pipe = Pipe::new_in(MemStore::new(), config, StagingMemory::new(&mut staging)).unwrap();
+//! let (data, journal) = (MemStore::new(), MemStore::new());
+//! let pipe = Pipe::from_parts(data, Some(journal), config, StagingMemory::new(&mut staging)).unwrap();
 //!
 //! let mut tx = pipe.transaction(2).unwrap();
-//! tx.write(0, &[1; 16]).unwrap();
-//! tx.write(5, &[2; 16]).unwrap();
+//! tx.write(0, &[1; 512]).unwrap();
+//! tx.write(5, &[2; 512]).unwrap();
 //! let epoch = tx.commit().unwrap();
 //!
 //! assert!(pipe.poll_durable(epoch).is_pending());
+//! // One flush step: the batch is appended to the journal and synced: durable, published.
 //! assert_eq!(pipe.flush_step(Instant::ZERO), Ok(Some(epoch)));
 //! assert_eq!(pipe.durable_epoch(), epoch);
-//! assert_eq!(pipe.read(5, 1).unwrap(), [2; 16]);
+//! assert_eq!(pipe.read(5, 1).unwrap(), [2; 512]);
 //! ```
 #![no_std]
 #![deny(missing_docs)]
@@ -84,6 +93,7 @@ mod epoch;
 mod error;
 mod flush;
 mod index;
+pub mod journal;
 mod mem_store;
 mod meta;
 mod pipe;
@@ -104,6 +114,7 @@ pub use config::{Config, Journal, MAX_CHUNK_SIZE, MAX_STAGING_CHUNKS};
 pub use epoch::Epoch;
 pub use error::{Errno, Error, Op, StoreError, StoreErrorKind};
 pub use flush::StepReport;
+pub use journal::recover::ScanReport;
 pub use mem_store::MemStore;
 pub use meta::{META_MAX_BYTES, META_VERSION, Meta};
 pub use pipe::{GrowTicket, Pipe, PipeStats};

@@ -44,6 +44,7 @@ impl Meta {
         let mut text = heapless_text::Text::<META_MAX_BYTES>::default();
         let journal = match self.journal {
             Journal::Off => "off",
+            Journal::Atomic => "atomic",
         };
         // 64 bytes hold the longest record ("chunk_size 1073741824").
         let _ = write!(
@@ -82,6 +83,7 @@ impl Meta {
             .ok_or(damaged)?;
         let journal = match field("journal") {
             Some("off") => Journal::Off,
+            Some("atomic") => Journal::Atomic,
             _ => return Err(damaged),
         };
         Ok(Meta {

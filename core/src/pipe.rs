@@ -9,9 +9,11 @@
 use core::task::Poll;
 
 use crate::index::ChunkIndex;
-use crate::staging::{self, PlanEntry, SlotPool, StagingLayout, StagingMemory};
+use crate::journal::JournalLog;
+use crate::journal::recover::{self, ScanBuffers, ScanReport};
+use crate::staging::{self, PlanEntry, SealedBatch, SlotPool, StagingLayout, StagingMemory};
 use crate::sync::{Mutex, MutexGuard};
-use crate::{ChunkStore, Config, Epoch, Error, Instant, Op, StoreError, StoreErrorKind};
+use crate::{ChunkStore, Config, Epoch, Error, Instant, Journal, Op, StoreError, StoreErrorKind};
 
 /// Counters describing what a pipe has done, for tuning and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,6 +66,12 @@ pub(crate) struct State<'a> {
     /// A write or transaction found staging full since the batch opened: holding the batch open
     /// to gather writers is pointless then, since they cannot join until it is published.
     pub(crate) writer_blocked: bool,
+    /// `Journal::Atomic`: a published batch still waits to be written in place.
+    pub(crate) unapplied: bool,
+    /// `Journal::Atomic`: the journal holds records since the last checkpoint.
+    pub(crate) journal_dirty: bool,
+    /// When the last batch was published (for the idle checkpoint).
+    pub(crate) last_publish_at: Option<Instant>,
     pub(crate) stats: PipeStats,
 }
 
@@ -98,6 +106,18 @@ impl State<'_> {
     }
 }
 
+/// What only the flush step touches, behind its own lock (held for the whole step).
+pub(crate) struct FlushState<'a> {
+    /// `Journal::Atomic`: the journal's append position and generation.
+    pub(crate) journal: Option<JournalLog>,
+    /// Buffer for a journal record's header block.
+    pub(crate) header: &'a mut [u8],
+    /// One chunk of scratch space.
+    pub(crate) scratch: &'a mut [u8],
+    /// `Journal::Atomic`: the published batch not yet written in place, and its epoch.
+    pub(crate) unapplied: Option<(SealedBatch<'a>, Epoch)>,
+}
+
 /// A durable, group-committing write pipeline over one [`ChunkStore`], as a state machine.
 ///
 /// Methods never block and never start threads: writes copy into staging and return the epoch
@@ -112,9 +132,9 @@ impl State<'_> {
 /// pipe is poisoned, reads fail too: a failed batch is never read back as if it were applied.
 ///
 /// ```
-/// use chunkpipe_core::{Config, Instant, MemStore, Pipe};
+/// use chunkpipe_core::{Config, Instant, Journal, MemStore, Pipe};
 /// let config = Config::new().with_chunk_size(8).with_initial_chunks(4).with_staging_chunks(4);
-/// let pipe = Pipe::new(MemStore::new(), config).unwrap();
+/// let pipe = Pipe::new(MemStore::new(), config.with_journal(Journal::Off)).unwrap();
 /// let epoch = pipe.try_write(1, b"8 bytes!").unwrap();
 /// assert!(pipe.poll_durable(epoch).is_pending());
 /// assert_eq!(pipe.flush_step(Instant::ZERO), Ok(Some(epoch)));
@@ -123,58 +143,145 @@ impl State<'_> {
 /// ```
 pub struct Pipe<'a, S> {
     pub(crate) store: S,
+    /// `Journal::Atomic`: the journal store beside the data store.
+    pub(crate) journal: Option<S>,
     pub(crate) config: Config,
     pub(crate) state: Mutex<State<'a>>,
     /// Held by the one flush step that may run at a time.
-    pub(crate) flushing: Mutex<()>,
+    pub(crate) flushing: Mutex<FlushState<'a>>,
+    /// What recovery found when the pipe was opened (`Journal::Atomic`).
+    recovery: Option<ScanReport>,
     // Declared last: the regions in `state` point into this memory.
     _memory: StagingMemory<'a>,
 }
 
 impl<'a, S: ChunkStore> Pipe<'a, S> {
-    /// A pipe over `store` whose staging lives in `memory` (at least
+    /// A `Journal::Off` pipe over `store` whose staging lives in `memory` (at least
     /// [`Config::staging_memory_bytes`] long). No allocation.
     ///
-    /// A store shorter than [`Config::initial_chunks`] is grown to it.
+    /// # Errors
+    /// As [`Pipe::from_parts`].
+    pub fn new_in(store: S, config: Config, memory: StagingMemory<'a>) -> Result<Self, Error> {
+        Self::from_parts(store, None, config, memory)
+    }
+
+    /// A pipe over the data store `data` and, for `Journal::Atomic`, the journal store
+    /// `journal`, with staging in `memory`. No allocation.
+    ///
+    /// A data store shorter than [`Config::initial_chunks`] is grown to it. An empty journal is
+    /// formatted (written once, all of it); an existing one is recovered: every valid record
+    /// after its checkpoint is replayed into the data store, in epoch order, and epochs continue
+    /// after the last one.
     ///
     /// # Errors
-    /// An invalid config or too small memory ([`Error::InvalidInput`]), a store whose length is
-    /// not a whole number of chunks ([`Error::InvalidInput`]), or a store error.
-    pub fn new_in(store: S, config: Config, memory: StagingMemory<'a>) -> Result<Self, Error> {
+    /// An invalid config or too small memory, or a journal store given or missing against
+    /// `config.journal` ([`Error::InvalidInput`]); a data store whose length is not a whole
+    /// number of chunks ([`Error::InvalidInput`]); a journal of another format or chunk size
+    /// ([`Error::Mismatch`]); a store error.
+    pub fn from_parts(
+        data: S,
+        journal: Option<S>,
+        config: Config,
+        memory: StagingMemory<'a>,
+    ) -> Result<Self, Error> {
         config.validate()?;
+        match (config.journal, &journal) {
+            (Journal::Atomic, None) => {
+                return Err(Error::InvalidInput("Journal::Atomic needs a journal store"));
+            }
+            (Journal::Off, Some(_)) => {
+                return Err(Error::InvalidInput("Journal::Off takes no journal store"));
+            }
+            _ => {}
+        }
         let layout = StagingLayout::for_config(&config)?;
         let staging::StagingParts {
             pool,
             plans: [open_plan, spare_plan],
             index,
+            header,
+            scratch,
         } = staging::carve(&memory, &layout)?;
-        let len_chunks = Self::prepare_store(&store, &config)?;
+        let len_chunks = Self::prepare_store(&data, &config)?;
+        let mut flush = FlushState {
+            journal: None,
+            header,
+            scratch,
+            unapplied: None,
+        };
+        let recovery = match &journal {
+            Some(journal) => Some(Self::open_journal(&data, journal, &config, &mut flush)?),
+            None => None,
+        };
+        let durable = recovery.map_or(Epoch::NONE, |r| r.last_epoch);
         let state = State {
             pool,
             index,
             open: OpenBatch {
                 plan: open_plan,
                 len: 0,
-                epoch: Epoch::new(1),
+                epoch: durable.next(),
                 seen_at: None,
             },
             spare_plan: Some(spare_plan),
-            durable: Epoch::NONE,
+            durable,
             len_chunks,
             grow: GrowState::default(),
             poison: None,
             closing: false,
             sync_requested: false,
             writer_blocked: false,
+            unapplied: false,
+            journal_dirty: false,
+            last_publish_at: None,
             stats: PipeStats::default(),
         };
         Ok(Pipe {
-            store,
+            store: data,
+            journal,
             config,
             state: Mutex::new(state),
-            flushing: Mutex::new(()),
+            flushing: Mutex::new(flush),
+            recovery,
             _memory: memory,
         })
+    }
+
+    /// Formats an empty journal or recovers an existing one.
+    fn open_journal(
+        data: &S,
+        journal: &S,
+        config: &Config,
+        flush: &mut FlushState<'a>,
+    ) -> Result<ScanReport, Error> {
+        let superblock = match JournalLog::read_superblock(journal, config.chunk_size)? {
+            Some(superblock) => superblock,
+            None => JournalLog::format(
+                journal,
+                config.journal_bytes,
+                config.chunk_size,
+                flush.scratch,
+            )?,
+        };
+        let mut buffers = ScanBuffers {
+            header: flush.header,
+            chunk: flush.scratch,
+        };
+        let (log, report) = recover::recover(
+            data,
+            journal,
+            superblock,
+            u64::from(config.staging_chunks),
+            &mut buffers,
+        )?;
+        flush.journal = Some(log);
+        Ok(report)
+    }
+
+    /// What recovery found when this pipe was opened: records replayed, the last epoch, and
+    /// whether the journal ended in a torn or damaged record. `None` for `Journal::Off`.
+    pub fn recovery(&self) -> Option<ScanReport> {
+        self.recovery
     }
 
     /// Checks the store's length against the config and grows a short store; returns its length
@@ -379,7 +486,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             return Poll::Ready(Err(Error::Poisoned(e)));
         }
         let grow_pending = state.grow.completed < state.grow.requested;
-        if state.issued() <= state.durable && !grow_pending {
+        let journal_pending = state.unapplied || state.journal_dirty;
+        if state.issued() <= state.durable && !grow_pending && !journal_pending {
             Poll::Ready(Ok(()))
         } else {
             Poll::Pending
@@ -414,14 +522,24 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
 
 #[cfg(feature = "alloc")]
 impl<S: ChunkStore> Pipe<'static, S> {
-    /// A pipe over `store` with staging memory it allocates itself.
+    /// A `Journal::Off` pipe over `store` with staging memory it allocates itself.
     ///
     /// # Errors
-    /// As [`Pipe::new_in`].
+    /// As [`Pipe::from_parts`].
     pub fn new(store: S, config: Config) -> Result<Self, Error> {
         config.validate()?;
         let memory = StagingMemory::allocate(config.staging_memory_bytes());
-        Self::new_in(store, config, memory)
+        Self::from_parts(store, None, config, memory)
+    }
+
+    /// A `Journal::Atomic` pipe over `data` and `journal` with staging memory it allocates.
+    ///
+    /// # Errors
+    /// As [`Pipe::from_parts`].
+    pub fn with_journal(data: S, journal: S, config: Config) -> Result<Self, Error> {
+        config.validate()?;
+        let memory = StagingMemory::allocate(config.staging_memory_bytes());
+        Self::from_parts(data, Some(journal), config, memory)
     }
 }
 

@@ -99,8 +99,8 @@ pub type StdPipe<S> = BlockingPipe<'static, S, StdClock, StdSignal>;
 ///
 /// ```
 /// use chunkpipe_core::{Config, MemStore, ThreadedPipe};
-/// let config = Config::new().with_chunk_size(512).with_initial_chunks(8);
-/// let pipe = ThreadedPipe::start(MemStore::new(), config).unwrap();
+/// let config = Config::new().with_chunk_size(512).with_initial_chunks(8).with_journal_bytes(1 << 20);
+/// let pipe = ThreadedPipe::start_journaled(MemStore::new(), MemStore::new(), config).unwrap();
 /// let epoch = pipe.write(3, &[7u8; 512]).unwrap();
 /// pipe.wait(epoch).unwrap();
 /// assert!(pipe.pipe().durable_epoch() >= epoch);
@@ -113,12 +113,22 @@ pub struct ThreadedPipe<S: ChunkStore + Send + Sync + 'static> {
 }
 
 impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
-    /// Creates a pipe over `store` with allocated staging and starts its flusher thread.
+    /// Creates a `Journal::Off` pipe over `store` with allocated staging and starts its flusher
+    /// thread.
     ///
     /// # Errors
     /// As [`Pipe::new`]; an [`Error::Store`] if the thread cannot be spawned.
     pub fn start(store: S, config: Config) -> Result<Self, Error> {
         Self::from_pipe(Pipe::new(store, config)?)
+    }
+
+    /// Creates a `Journal::Atomic` pipe over `data` and `journal` (recovering the journal) and
+    /// starts its flusher thread.
+    ///
+    /// # Errors
+    /// As [`Pipe::with_journal`]; an [`Error::Store`] if the thread cannot be spawned.
+    pub fn start_journaled(data: S, journal: S, config: Config) -> Result<Self, Error> {
+        Self::from_pipe(Pipe::with_journal(data, journal, config)?)
     }
 
     /// Starts the flusher thread of an existing pipe.

@@ -10,6 +10,8 @@
 //! | region | size |
 //! |---|---|
 //! | slot bytes | `slots × chunk_size` |
+//! | journal record header buffer | `header_block_bytes(slots)` (≈ 8 × slots) |
+//! | scratch chunk (recovery, formatting) | `chunk_size` |
 //! | slot records (chunk, list link, state) | `slots × 16` |
 //! | two batch plans (open + sealed) | `2 × slots × 16` |
 //! | chunk index (open addressing, load ≤ ½) | `next_pow2(2 × slots) × 16` |
@@ -97,6 +99,7 @@ struct SlotRecord {
 pub(crate) struct StagingLayout {
     slots: u32,
     chunk_size: usize,
+    header_bytes: usize,
     index_entries: usize,
     total_bytes: usize,
 }
@@ -110,17 +113,20 @@ impl StagingLayout {
         let slots = config.staging_chunks as usize;
         let chunk_size = config.chunk_size as usize;
         let index_entries = slots.checked_mul(2).ok_or(too_big)?.next_power_of_two();
+        let header_bytes = crate::journal::format::header_block_bytes(slots as u64) as usize;
         let records = slots
             .checked_mul(3)
             .and_then(|r| r.checked_add(index_entries));
         let total_bytes = slots
             .checked_mul(chunk_size)
+            .and_then(|d| d.checked_add(header_bytes)?.checked_add(chunk_size))
             .zip(records.and_then(|r| r.checked_mul(RECORD_BYTES)))
             .and_then(|(data, books)| data.checked_add(books)?.checked_add(ALIGN_SLACK))
             .ok_or(too_big)?;
         Ok(StagingLayout {
             slots: config.staging_chunks,
             chunk_size,
+            header_bytes,
             index_entries,
             total_bytes,
         })
@@ -214,6 +220,10 @@ pub(crate) struct StagingParts<'a> {
     pub(crate) pool: SlotPool<'a>,
     pub(crate) plans: [&'a mut [PlanEntry]; 2],
     pub(crate) index: ChunkIndex<'a>,
+    /// The journal record header buffer.
+    pub(crate) header: &'a mut [u8],
+    /// One chunk of scratch space.
+    pub(crate) scratch: &'a mut [u8],
 }
 
 /// Carves `memory` into the regions `layout` describes.
@@ -232,8 +242,18 @@ pub(crate) fn carve<'a>(
     let slots = layout.slots as usize;
     let data_bytes = slots * layout.chunk_size;
     let base = memory.ptr.as_ptr();
-    // SAFETY: data_bytes <= total_bytes <= memory.len, so the offset stays inside the buffer.
-    let after_data = unsafe { base.add(data_bytes) };
+    // SAFETY: the header buffer and the scratch chunk follow the slot bytes; the layout counted
+    // all three before the bookkeeping, so every offset stays inside the buffer. Both regions
+    // are bytes (any alignment, any bit pattern) and disjoint from everything else.
+    let (header, scratch, after_data) = unsafe {
+        let header_at = base.add(data_bytes);
+        let scratch_at = header_at.add(layout.header_bytes);
+        (
+            region::<u8>(header_at, layout.header_bytes),
+            region::<u8>(scratch_at, layout.chunk_size),
+            scratch_at.add(layout.chunk_size),
+        )
+    };
     let books = after_data.align_offset(8);
     assert!(
         books <= ALIGN_SLACK,
@@ -277,12 +297,14 @@ pub(crate) fn carve<'a>(
         pool: SlotPool::new(arena, records),
         plans,
         index: ChunkIndex::new(index),
+        header,
+        scratch,
     })
 }
 
 /// # Safety
-/// `ptr` must be valid, 8-aligned and unaliased for `len` values of `T` for `'a`, and `T` must
-/// be valid for any bit pattern.
+/// `ptr` must be valid, aligned for `T` and unaliased for `len` values of `T` for `'a`, and `T`
+/// must be valid for any bit pattern.
 unsafe fn region<'a, T>(ptr: *mut u8, len: usize) -> &'a mut [T] {
     // SAFETY: forwarded to the caller.
     unsafe { core::slice::from_raw_parts_mut(ptr.cast::<T>(), len) }
@@ -673,7 +695,7 @@ mod tests {
     fn borrowed_memory_at_an_odd_address_is_carved_aligned() {
         let config = Config::new().with_chunk_size(3).with_staging_chunks(5);
         let layout = StagingLayout::for_config(&config).unwrap();
-        let mut bytes = [0u8; 1024];
+        let mut bytes = [0u8; 2048];
         let memory = StagingMemory::new(&mut bytes[1..=layout.total_bytes()]);
         let mut parts = carve(&memory, &layout).unwrap();
         let slot = parts.pool.take_filled(9, &[1, 2, 3], false);
@@ -690,6 +712,7 @@ mod tests {
                  mut pool,
                  plans: [plan, _],
                  mut index,
+                 ..
              }| {
                 let len = open_batch(
                     &mut pool,
@@ -723,6 +746,7 @@ mod tests {
                  mut pool,
                  plans: [plan_a, plan_b],
                  mut index,
+                 ..
              }| {
                 let first = pool.enter_reader();
                 let len = open_batch(&mut pool, &mut index, plan_a, &[(1, 1), (2, 2)]);

@@ -2,7 +2,7 @@
 
 use std::vec::Vec;
 
-use crate::{ChunkStore, Config, Epoch, Error, Instant, MemStore, Pipe};
+use crate::{ChunkStore, Config, Epoch, Error, Instant, Journal, MemStore, Pipe};
 
 const CHUNK: usize = 8;
 
@@ -11,6 +11,7 @@ fn config(chunks: u64, staging: u32) -> Config {
         .with_chunk_size(CHUNK as u32)
         .with_initial_chunks(chunks)
         .with_staging_chunks(staging)
+        .with_journal(Journal::Off)
 }
 
 fn pipe(chunks: u64, staging: u32) -> Pipe<'static, MemStore<'static>> {
@@ -270,7 +271,7 @@ fn max_batch_delay_holds_a_batch_until_it_passes_or_a_sync_asks() {
 #[test]
 fn works_without_an_allocator_in_lent_memory() {
     let config = config(4, 2);
-    let mut staging = [0u8; 512];
+    let mut staging = [0u8; 1024];
     assert!(config.staging_memory_bytes() <= staging.len());
     let mut disk = [0u8; 4 * CHUNK];
     let memory = crate::StagingMemory::new(&mut staging);
@@ -311,4 +312,170 @@ fn a_writer_blocked_on_full_staging_ends_the_batch_delay() {
         Ok(Some(epoch)),
         "sealed at once"
     );
+}
+
+mod atomic {
+    //! `Journal::Atomic` on RAM stores: commit, apply, checkpoint, recovery.
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::journal::format::{RECORD_AREA_START, record_bytes};
+
+    type Stores = (Arc<MemStore<'static>>, Arc<MemStore<'static>>);
+
+    fn atomic_config() -> Config {
+        config(8, 4)
+            .with_journal(Journal::Atomic)
+            .with_journal_bytes(64 * 1024)
+    }
+
+    fn open(stores: &Stores, config: Config) -> Pipe<'static, Arc<MemStore<'static>>> {
+        Pipe::with_journal(Arc::clone(&stores.0), Arc::clone(&stores.1), config).unwrap()
+    }
+
+    fn stores() -> Stores {
+        (Arc::new(MemStore::new()), Arc::new(MemStore::new()))
+    }
+
+    fn data_chunk(stores: &Stores, index: u64) -> [u8; CHUNK] {
+        let mut out = [0; CHUNK];
+        stores
+            .0
+            .read_at(index * CHUNK as u64, &mut [&mut out])
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_batch_is_durable_at_its_journal_sync_and_written_in_place_next_step() {
+        let stores = stores();
+        let pipe = open(&stores, atomic_config());
+        let epoch = pipe.try_write(3, &chunk(7)).unwrap();
+        assert_eq!(pipe.flush_step(Instant::ZERO), Ok(Some(epoch)));
+        assert_eq!(pipe.durable_epoch(), epoch);
+        assert_eq!(data_chunk(&stores, 3), chunk(0), "not in place yet");
+        assert_eq!(
+            pipe.read(3, 1).unwrap(),
+            chunk(7),
+            "reads see it from staging"
+        );
+        assert_eq!(
+            pipe.next_flush_at(Instant::ZERO),
+            Some(Instant::ZERO),
+            "applying is work"
+        );
+        assert_eq!(pipe.flush_step(Instant::ZERO), Ok(None));
+        assert_eq!(data_chunk(&stores, 3), chunk(7), "written in place");
+    }
+
+    #[test]
+    fn reopening_replays_what_was_not_written_in_place_and_continues_epochs() {
+        let stores = stores();
+        let pipe = open(&stores, atomic_config());
+        let mut tx = pipe.transaction(2).unwrap();
+        tx.write(1, &chunk(1)).unwrap();
+        tx.write(6, &chunk(6)).unwrap();
+        let epoch = tx.commit().unwrap();
+        pipe.flush_step(Instant::ZERO).unwrap();
+        drop(pipe); // a crash: the batch is only in the journal
+        assert_eq!(data_chunk(&stores, 1), chunk(0));
+        let pipe = open(&stores, atomic_config());
+        let report = pipe.recovery().unwrap();
+        assert_eq!(
+            (report.records, report.last_epoch, report.torn_tail),
+            (1, epoch, false)
+        );
+        assert_eq!(
+            (data_chunk(&stores, 1), data_chunk(&stores, 6)),
+            (chunk(1), chunk(6))
+        );
+        assert_eq!(
+            pipe.durable_epoch(),
+            epoch,
+            "epochs continue across the reopen"
+        );
+        assert_eq!(pipe.try_write(0, &chunk(2)), Ok(epoch.next()));
+    }
+
+    #[test]
+    fn recovery_stops_at_a_damaged_record() {
+        let stores = stores();
+        let pipe = open(&stores, atomic_config());
+        let first = pipe.try_write(0, &chunk(1)).unwrap();
+        pipe.flush_step(Instant::ZERO).unwrap();
+        pipe.try_write(1, &chunk(2)).unwrap();
+        pipe.flush_step(Instant::ZERO).unwrap();
+        drop(pipe);
+        // Flip one payload byte of the second record.
+        let second = RECORD_AREA_START + record_bytes(1, CHUNK as u64);
+        stores.1.write_at(second + 512, &[&[0xff]]).unwrap();
+        let pipe = open(&stores, atomic_config());
+        let report = pipe.recovery().unwrap();
+        assert_eq!(
+            (report.records, report.last_epoch, report.torn_tail),
+            (1, first, true)
+        );
+        assert_eq!(pipe.durable_epoch(), first);
+        assert_eq!(
+            (data_chunk(&stores, 0), data_chunk(&stores, 1)),
+            (chunk(1), chunk(0))
+        );
+    }
+
+    #[test]
+    fn close_checkpoints_so_a_reopen_replays_nothing() {
+        let stores = stores();
+        let pipe = open(&stores, atomic_config());
+        let epoch = pipe.try_write(2, &chunk(5)).unwrap();
+        assert!(pipe.try_close().is_pending());
+        pipe.flush_step(Instant::ZERO).unwrap();
+        assert!(
+            pipe.try_close().is_pending(),
+            "applied and checkpointed only at the next step"
+        );
+        pipe.flush_step(Instant::ZERO).unwrap();
+        assert!(matches!(pipe.try_close(), core::task::Poll::Ready(Ok(()))));
+        drop(pipe);
+        let pipe = open(&stores, atomic_config());
+        let report = pipe.recovery().unwrap();
+        assert_eq!(
+            (report.records, report.last_epoch),
+            (0, epoch),
+            "old-generation records are not replayed"
+        );
+        assert_eq!(data_chunk(&stores, 2), chunk(5));
+    }
+
+    #[test]
+    fn a_full_journal_checkpoints_and_keeps_every_batch() {
+        let stores = stores();
+        let config = atomic_config().with_journal_bytes(RECORD_AREA_START + 3 * 1024);
+        let pipe = open(&stores, config);
+        for round in 1..=20u8 {
+            pipe.try_write(u64::from(round % 8), &chunk(round)).unwrap();
+            pipe.flush_step(Instant::ZERO).unwrap();
+        }
+        drop(pipe);
+        let pipe = open(&stores, config);
+        for index in 0..8u64 {
+            let last = (1..=20u8)
+                .rev()
+                .find(|r| u64::from(r % 8) == index)
+                .unwrap();
+            assert_eq!(pipe.read(index, 1).unwrap(), chunk(last), "chunk {index}");
+        }
+        assert_eq!(pipe.durable_epoch(), Epoch::new(20));
+    }
+
+    #[test]
+    fn a_journal_of_another_chunk_size_is_a_mismatch() {
+        let stores = stores();
+        drop(open(&stores, atomic_config()));
+        let other = atomic_config().with_chunk_size(16);
+        assert!(matches!(
+            Pipe::with_journal(Arc::clone(&stores.0), Arc::clone(&stores.1), other),
+            Err(Error::Mismatch(_))
+        ));
+    }
 }

@@ -1,14 +1,21 @@
 //! [`FaultyStore`]: a store wrapper that fails or holds operations on demand.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use chunkpipe_core::{Capabilities, ChunkStore, Op, StoreError, StoreErrorKind};
 
 /// Wraps a store; tests arm it to fail the next writes or syncs, or to hold syncs at a gate.
-#[derive(Debug, Default)]
+/// The data and journal stores of one pipe share their controls ([`FaultyStore::beside`]), so
+/// "the next sync" is whichever of them syncs next.
+#[derive(Debug)]
 pub struct FaultyStore<S> {
     inner: S,
+    faults: Arc<Faults>,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
     failing_writes: AtomicU32,
     failing_syncs: AtomicU32,
     panicking_syncs: AtomicU32,
@@ -33,11 +40,15 @@ impl<S> FaultyStore<S> {
     pub fn new(inner: S) -> Self {
         FaultyStore {
             inner,
-            failing_writes: AtomicU32::new(0),
-            failing_syncs: AtomicU32::new(0),
-            panicking_syncs: AtomicU32::new(0),
-            syncs: AtomicU64::new(0),
-            gate: Gate::default(),
+            faults: Arc::default(),
+        }
+    }
+
+    /// Wraps `inner` sharing the fault controls of `other`.
+    pub fn beside<T>(inner: S, other: &FaultyStore<T>) -> Self {
+        FaultyStore {
+            inner,
+            faults: Arc::clone(&other.faults),
         }
     }
 
@@ -48,40 +59,41 @@ impl<S> FaultyStore<S> {
 
     /// The next `write_at` fails with `EIO`-like `Io`.
     pub fn fail_next_write(&self) {
-        self.failing_writes.fetch_add(1, Ordering::SeqCst);
+        self.faults.failing_writes.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The next `sync` fails with `Io`.
     pub fn fail_next_sync(&self) {
-        self.failing_syncs.fetch_add(1, Ordering::SeqCst);
+        self.faults.failing_syncs.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The next `sync` panics (a broken store, or a bug under the flusher).
     pub fn panic_next_sync(&self) {
-        self.panicking_syncs.fetch_add(1, Ordering::SeqCst);
+        self.faults.panicking_syncs.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Syncs that returned `Ok`.
     pub fn successful_syncs(&self) -> u64 {
-        self.syncs.load(Ordering::SeqCst)
+        self.faults.syncs.load(Ordering::SeqCst)
     }
 
     /// From now on, every `sync` blocks at the gate until [`open_gate`](Self::open_gate).
     pub fn close_gate(&self) {
-        self.gate.state.lock().unwrap().closed = true;
+        self.faults.gate.state.lock().unwrap().closed = true;
     }
 
     /// Lets held and future syncs through.
     pub fn open_gate(&self) {
-        self.gate.state.lock().unwrap().closed = false;
-        self.gate.changed.notify_all();
+        self.faults.gate.state.lock().unwrap().closed = false;
+        self.faults.gate.changed.notify_all();
     }
 
     /// Blocks until some `sync` is held at the closed gate.
     pub fn wait_until_sync_held(&self) {
-        let guard = self.gate.state.lock().unwrap();
+        let guard = self.faults.gate.state.lock().unwrap();
         drop(
-            self.gate
+            self.faults
+                .gate
                 .changed
                 .wait_while(guard, |s| s.held == 0)
                 .unwrap(),
@@ -89,11 +101,16 @@ impl<S> FaultyStore<S> {
     }
 
     fn pass_gate(&self) {
-        let mut state = self.gate.state.lock().unwrap();
+        let mut state = self.faults.gate.state.lock().unwrap();
         if state.closed {
             state.held += 1;
-            self.gate.changed.notify_all();
-            state = self.gate.changed.wait_while(state, |s| s.closed).unwrap();
+            self.faults.gate.changed.notify_all();
+            state = self
+                .faults
+                .gate
+                .changed
+                .wait_while(state, |s| s.closed)
+                .unwrap();
             state.held -= 1;
         }
     }
@@ -119,7 +136,7 @@ impl<S: ChunkStore> ChunkStore for FaultyStore<S> {
     }
 
     fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), StoreError> {
-        if Self::take(&self.failing_writes) {
+        if Self::take(&self.faults.failing_writes) {
             return Err(StoreError::new(StoreErrorKind::Io, Op::Write));
         }
         self.inner.write_at(offset, bufs)
@@ -132,14 +149,14 @@ impl<S: ChunkStore> ChunkStore for FaultyStore<S> {
     fn sync(&self) -> Result<(), StoreError> {
         self.pass_gate();
         assert!(
-            !Self::take(&self.panicking_syncs),
+            !Self::take(&self.faults.panicking_syncs),
             "FaultyStore: sync armed to panic"
         );
-        if Self::take(&self.failing_syncs) {
+        if Self::take(&self.faults.failing_syncs) {
             return Err(StoreError::new(StoreErrorKind::Io, Op::Sync));
         }
         self.inner.sync()?;
-        self.syncs.fetch_add(1, Ordering::SeqCst);
+        self.faults.syncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 

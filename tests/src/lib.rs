@@ -11,11 +11,41 @@
 pub mod conformance;
 mod faulty;
 
-use chunkpipe_core::{ChunkStore, Config, Error, ThreadedPipe};
+use chunkpipe_core::{ChunkStore, Config, Error, Journal, ThreadedPipe};
 pub use faulty::FaultyStore;
 
-/// A pipe under test: the backend's store behind a [`FaultyStore`], with its flusher running.
+/// A pipe under test: the backend's stores behind [`FaultyStore`]s, with its flusher running.
 pub type TestPipe<S> = ThreadedPipe<FaultyStore<S>>;
+
+/// Journal size the suite gives `Journal::Atomic` pipes (small: every open writes it once).
+pub const TEST_JOURNAL_BYTES: u64 = 1 << 20;
+
+/// `config` in `mode`, with the suite's journal size.
+pub fn in_mode(config: Config, mode: Journal) -> Config {
+    config
+        .with_journal(mode)
+        .with_journal_bytes(TEST_JOURNAL_BYTES)
+}
+
+/// Starts a pipe over `data` (and, for `Journal::Atomic`, `journal`), both behind fault
+/// wrappers that share their controls.
+///
+/// # Errors
+/// As [`ThreadedPipe::start`] / [`ThreadedPipe::start_journaled`].
+pub fn start<S: ChunkStore + Send + Sync + 'static>(
+    data: S,
+    journal: impl FnOnce() -> Result<S, Error>,
+    config: Config,
+) -> Result<TestPipe<S>, Error> {
+    let data = FaultyStore::new(data);
+    match config.journal {
+        Journal::Off => ThreadedPipe::start(data, config),
+        _ => {
+            let journal = FaultyStore::beside(journal()?, &data);
+            ThreadedPipe::start_journaled(data, journal, config)
+        }
+    }
+}
 
 /// How the suite reaches one backend's storage.
 pub trait Harness {
@@ -23,11 +53,15 @@ pub trait Harness {
     type Store: ChunkStore + Send + Sync + 'static;
 
     /// Opens this harness's storage — created empty the first time, the same storage on every
-    /// later call — as a ready pipe.
+    /// later call — as a ready pipe, in the harness's durability mode (whatever
+    /// `config.journal` says; see [`Harness::mode`]).
     ///
     /// # Errors
     /// Whatever the backend's open reports.
     fn open(&self, config: Config) -> Result<TestPipe<Self::Store>, Error>;
+
+    /// The durability mode the harness runs the suite in.
+    fn mode(&self) -> Journal;
 
     /// Appends `bytes` raw bytes to the storage while no pipe is open (to make its length not
     /// fit a config).

@@ -1,31 +1,45 @@
-//! The conformance suite on real files (Linux backend, in a temp dir).
+//! The conformance suite on real files (Linux backend, in a temp dir), in both durability modes.
 #![cfg(target_os = "linux")]
 
 use std::path::PathBuf;
 
-use chunkpipe_core::{Config, Error, ThreadedPipe};
-use chunkpipe_tests::{FaultyStore, FileHarness, Harness, TestPipe, conformance};
+use chunkpipe_core::{Config, Error, Journal};
+use chunkpipe_linux::FileStore;
+use chunkpipe_tests::{FileHarness, Harness, TestPipe, in_mode, start};
 
 struct LinuxFiles {
     _dir: tempfile::TempDir,
     path: PathBuf,
+    mode: Journal,
 }
 
 impl LinuxFiles {
-    fn new() -> Self {
+    fn new(mode: Journal) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data");
-        LinuxFiles { _dir: dir, path }
+        LinuxFiles {
+            _dir: dir,
+            path,
+            mode,
+        }
     }
 }
 
 impl Harness for LinuxFiles {
-    type Store = chunkpipe_linux::FileStore;
+    type Store = FileStore;
 
     fn open(&self, config: Config) -> Result<TestPipe<Self::Store>, Error> {
-        config.validate()?;
-        let store = chunkpipe_linux::FileStore::open_for(&self.path, &config)?;
-        ThreadedPipe::start(FaultyStore::new(store), config)
+        let config = in_mode(config, self.mode);
+        let data = FileStore::open_for(&self.path, &config)?;
+        start(
+            data,
+            || FileStore::open(&chunkpipe_posix::journal_path(&self.path)),
+            config,
+        )
+    }
+
+    fn mode(&self) -> Journal {
+        self.mode
     }
 
     fn append_raw(&self, bytes: usize) {
@@ -40,7 +54,7 @@ impl Harness for LinuxFiles {
 
 impl FileHarness for LinuxFiles {
     fn open_again(&self) -> Result<(), Error> {
-        chunkpipe_linux::FileStore::open(&self.path).map(drop)
+        FileStore::open(&self.path).map(drop)
     }
 
     fn replace_meta(&self, bytes: &[u8]) {
@@ -48,4 +62,12 @@ impl FileHarness for LinuxFiles {
     }
 }
 
-conformance!(LinuxFiles::new(), files);
+mod atomic {
+    use super::*;
+    chunkpipe_tests::conformance!(LinuxFiles::new(Journal::Atomic), files);
+}
+
+mod off {
+    use super::*;
+    chunkpipe_tests::conformance!(LinuxFiles::new(Journal::Off), files);
+}

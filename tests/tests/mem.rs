@@ -1,27 +1,54 @@
-//! The conformance suite on the core's RAM store, shared across reopens.
+//! The conformance suite on the core's RAM store, shared across reopens, in both modes.
 
 use std::sync::Arc;
 
-use chunkpipe_core::{ChunkStore, Config, Error, MemStore, ThreadedPipe};
-use chunkpipe_tests::{FaultyStore, Harness, TestPipe, conformance};
+use chunkpipe_core::{ChunkStore, Config, Error, Journal, MemStore};
+use chunkpipe_tests::{Harness, TestPipe, in_mode, start};
 
-#[derive(Default)]
 struct Memory {
-    store: Arc<MemStore<'static>>,
+    data: Arc<MemStore<'static>>,
+    journal: Arc<MemStore<'static>>,
+    mode: Journal,
+}
+
+impl Memory {
+    fn new(mode: Journal) -> Self {
+        Memory {
+            data: Arc::default(),
+            journal: Arc::default(),
+            mode,
+        }
+    }
 }
 
 impl Harness for Memory {
     type Store = Arc<MemStore<'static>>;
 
     fn open(&self, config: Config) -> Result<TestPipe<Self::Store>, Error> {
-        ThreadedPipe::start(FaultyStore::new(Arc::clone(&self.store)), config)
+        start(
+            Arc::clone(&self.data),
+            || Ok(Arc::clone(&self.journal)),
+            in_mode(config, self.mode),
+        )
+    }
+
+    fn mode(&self) -> Journal {
+        self.mode
     }
 
     fn append_raw(&self, bytes: usize) {
-        self.store
-            .grow(self.store.len().unwrap() + bytes as u64)
+        self.data
+            .grow(self.data.len().unwrap() + bytes as u64)
             .unwrap();
     }
 }
 
-conformance!(Memory::default());
+mod atomic {
+    use super::*;
+    chunkpipe_tests::conformance!(Memory::new(Journal::Atomic));
+}
+
+mod off {
+    use super::*;
+    chunkpipe_tests::conformance!(Memory::new(Journal::Off));
+}

@@ -1,19 +1,22 @@
-//! The conformance suite on the simulator's disk: fault-free, under the real flusher thread.
+//! The conformance suite on the simulator's disk: fault-free, under the real flusher thread, in
+//! both modes. Every open is a new process after a power loss: what was not synced is gone.
 
 use std::sync::Arc;
 
-use chunkpipe_core::{ChunkStore, Config, Error, ThreadedPipe};
-use chunkpipe_sim::{SimDisk, SimStore};
-use chunkpipe_tests::{FaultyStore, Harness, TestPipe, conformance};
+use chunkpipe_core::{ChunkStore, Config, Error, Journal};
+use chunkpipe_sim::{DATA_FILE, JOURNAL_FILE, SimDisk, SimStore};
+use chunkpipe_tests::{Harness, TestPipe, in_mode, start};
 
 struct SimulatedDisk {
     disk: Arc<SimDisk>,
+    mode: Journal,
 }
 
 impl SimulatedDisk {
-    fn new() -> Self {
+    fn new(mode: Journal) -> Self {
         SimulatedDisk {
             disk: Arc::new(SimDisk::new(512)),
+            mode,
         }
     }
 }
@@ -22,19 +25,32 @@ impl Harness for SimulatedDisk {
     type Store = SimStore;
 
     fn open(&self, config: Config) -> Result<TestPipe<Self::Store>, Error> {
-        // Each open is a new process on the same disk: what was not synced is gone.
         self.disk.crash();
         self.disk.restart();
-        ThreadedPipe::start(
-            FaultyStore::new(SimStore::new(Arc::clone(&self.disk))),
-            config,
+        let file = |n| SimStore::file(Arc::clone(&self.disk), n);
+        start(
+            file(DATA_FILE),
+            || Ok(file(JOURNAL_FILE)),
+            in_mode(config, self.mode),
         )
     }
 
+    fn mode(&self) -> Journal {
+        self.mode
+    }
+
     fn append_raw(&self, bytes: usize) {
-        let store = SimStore::new(Arc::clone(&self.disk));
+        let store = SimStore::file(Arc::clone(&self.disk), DATA_FILE);
         store.grow(store.len().unwrap() + bytes as u64).unwrap();
     }
 }
 
-conformance!(SimulatedDisk::new());
+mod atomic {
+    use super::*;
+    chunkpipe_tests::conformance!(SimulatedDisk::new(Journal::Atomic));
+}
+
+mod off {
+    use super::*;
+    chunkpipe_tests::conformance!(SimulatedDisk::new(Journal::Off));
+}

@@ -1,0 +1,172 @@
+//! Reading records back: the scan that recovery (replay) and inspection (report) share.
+
+use super::JournalLog;
+use super::format::{self, RECORD_AREA_START, Superblock};
+use crate::{ChunkStore, Epoch, StoreError};
+
+/// What a scan of the record area found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Valid records, in order, from the checkpoint on.
+    pub records: u64,
+    /// Epoch of the last valid record (the checkpoint epoch when there is none).
+    pub last_epoch: Epoch,
+    /// Whether the scan stopped at a record of the current generation that was torn or damaged
+    /// (as opposed to the end of the records: blank space or an older generation).
+    pub torn_tail: bool,
+}
+
+/// Buffers a scan reads into: a header block and one chunk.
+pub(crate) struct ScanBuffers<'b> {
+    pub(crate) header: &'b mut [u8],
+    pub(crate) chunk: &'b mut [u8],
+}
+
+/// Scans the records of `superblock`'s generation, in epoch order from its checkpoint, and
+/// calls `apply(offset_of_payload, header_block, chunks)` for each valid one. Stops at the first
+/// record that is torn, damaged, of another generation, out of order, larger than `max_chunks`,
+/// or names a chunk at or past `data_chunks`.
+pub(crate) fn scan<S: ChunkStore>(
+    journal: &S,
+    superblock: &Superblock,
+    (max_chunks, data_chunks): (u64, u64),
+    buffers: &mut ScanBuffers<'_>,
+    mut apply: impl FnMut(u64, &[u8], u32, &mut [u8]) -> Result<(), StoreError>,
+) -> Result<ScanReport, StoreError> {
+    let mut report = ScanReport {
+        last_epoch: superblock.checkpoint,
+        ..ScanReport::default()
+    };
+    let mut at = RECORD_AREA_START;
+    loop {
+        let expected = Epoch::new(report.last_epoch.get() + 1);
+        match read_record(
+            journal,
+            superblock,
+            at,
+            expected,
+            (max_chunks, data_chunks),
+            buffers,
+        )? {
+            Verdict::Valid { chunks, header_len } => {
+                apply(
+                    at + header_len,
+                    &buffers.header[..header_len as usize],
+                    chunks,
+                    buffers.chunk,
+                )?;
+                at += format::record_bytes(u64::from(chunks), buffers.chunk.len() as u64);
+                report.records += 1;
+                report.last_epoch = expected;
+            }
+            Verdict::End => return Ok(report),
+            Verdict::Torn => {
+                report.torn_tail = true;
+                return Ok(report);
+            }
+        }
+    }
+}
+
+enum Verdict {
+    Valid {
+        chunks: u32,
+        header_len: u64,
+    },
+    /// Blank space, another generation or epoch: the records simply end here.
+    End,
+    /// A record of this generation and epoch that fails its checks.
+    Torn,
+}
+
+fn read_record<S: ChunkStore>(
+    journal: &S,
+    superblock: &Superblock,
+    at: u64,
+    expected: Epoch,
+    (max_chunks, data_chunks): (u64, u64),
+    buffers: &mut ScanBuffers<'_>,
+) -> Result<Verdict, StoreError> {
+    let chunk_size = buffers.chunk.len() as u64;
+    if at + format::RECORD_ALIGN > superblock.journal_len {
+        return Ok(Verdict::End);
+    }
+    journal.read_at(
+        at,
+        &mut [&mut buffers.header[..format::RECORD_ALIGN as usize]],
+    )?;
+    let Some(head) = format::decode_record_head(buffers.header) else {
+        return Ok(Verdict::End);
+    };
+    if head.generation != superblock.generation || head.epoch != expected {
+        return Ok(Verdict::End);
+    }
+    let chunks = u64::from(head.chunks);
+    let header_len = format::header_block_bytes(chunks);
+    let fits = chunks > 0
+        && chunks <= max_chunks
+        && header_len <= buffers.header.len() as u64
+        && at + format::record_bytes(chunks, chunk_size) <= superblock.journal_len;
+    if !fits {
+        return Ok(Verdict::Torn);
+    }
+    let rest = &mut buffers.header[format::RECORD_ALIGN as usize..header_len as usize];
+    if !rest.is_empty() {
+        journal.read_at(at + format::RECORD_ALIGN, &mut [rest])?;
+    }
+    let indexes_ok =
+        (0..head.chunks as usize).all(|i| format::record_index(buffers.header, i) < data_chunks);
+    if !format::header_crc_ok(buffers.header, head.chunks) || !indexes_ok {
+        return Ok(Verdict::Torn);
+    }
+    let mut digest = format::crc_digest();
+    for i in 0..chunks {
+        journal.read_at(at + header_len + i * chunk_size, &mut [&mut *buffers.chunk])?;
+        digest.update(buffers.chunk);
+    }
+    if digest.finalize() != head.payload_crc {
+        return Ok(Verdict::Torn);
+    }
+    Ok(Verdict::Valid {
+        chunks: head.chunks,
+        header_len,
+    })
+}
+
+/// Recovery: replays every valid record after the checkpoint into `data`, in epoch order, then
+/// syncs the data file and checkpoints (a new generation, so nothing is replayed twice across
+/// later crashes). Returns the journal ready for appends and what was
+/// found. A crash anywhere in here leaves the journal as it was: recovery runs again the same.
+pub(crate) fn recover<S: ChunkStore>(
+    data: &S,
+    journal: &S,
+    superblock: Superblock,
+    max_chunks: u64,
+    buffers: &mut ScanBuffers<'_>,
+) -> Result<(JournalLog, ScanReport), StoreError> {
+    let chunk_size = buffers.chunk.len() as u64;
+    let data_chunks = data.len()? / chunk_size;
+    let report = scan(
+        journal,
+        &superblock,
+        (max_chunks, data_chunks),
+        buffers,
+        |payload_at, header, chunks, chunk| {
+            for i in 0..u64::from(chunks) {
+                journal.read_at(payload_at + i * chunk_size, &mut [&mut *chunk])?;
+                data.write_at(
+                    format::record_index(header, i as usize) * chunk_size,
+                    &[chunk],
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    // Always checkpoint, even with nothing replayed: the superblock just read may sit in the
+    // cache without being durable (its sync failed in an earlier process, which dropped the
+    // page), and records of a new generation must never overwrite the area while the durable
+    // superblock still points at the old one. Writing it again and syncing settles that.
+    let mut journal_state = JournalLog::after_checkpoint(superblock);
+    journal_state.checkpoint(data, journal, report.last_epoch)?;
+    Ok((journal_state, report))
+}
