@@ -3,9 +3,11 @@
 //! - `chunkpipe bench`: the workloads of the benchmark contract against the naive peer, on a real
 //!   file, interleaved, with ratios.
 //! - `chunkpipe sim`: deterministic crash-simulation campaigns from seeds.
+//! - `chunkpipe inspect`: what a data file, its metadata and its journal hold.
 #![deny(missing_docs)]
 
 mod bench;
+mod inspect;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +29,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run deterministic crash simulations from seeds.
     Sim(sim::SimArgs),
+    /// Show what a data file, its metadata and its journal hold.
+    Inspect(inspect::InspectArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +38,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Sim(args) => sim::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -118,6 +118,11 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             result = log.checkpoint(&self.store, journal_store, self.durable_epoch());
             self.lock().stats.syncs += 2;
         }
+        // Planted bug, for the simulator's tests only (never in a normal build).
+        #[cfg(chunkpipe_planted = "publish_before_sync")]
+        {
+            self.lock().durable = epoch;
+        }
         let result = result.and_then(|()| log.append(journal_store, epoch, &batch, header));
         match result {
             Ok(()) => {
@@ -198,6 +203,10 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let plan = state.pool.retire(batch, &mut state.index);
         state.spare_plan = Some(plan);
         state.stats.syncs += 1;
+        // Planted bug, for the simulator's tests only: forget the failure.
+        #[cfg(chunkpipe_planted = "release_after_failure")]
+        return Error::Store(e);
+        #[cfg(not(chunkpipe_planted = "release_after_failure"))]
         Error::Poisoned(*state.poison.get_or_insert(e))
     }
 

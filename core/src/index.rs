@@ -5,17 +5,17 @@
 //! table with linear probing and backward-shift deletion, at most half full (it has two entries
 //! per staging slot), in memory carved from the staging buffer.
 
-use crate::staging::{IndexEntry, NO_SLOT};
+use crate::staging::{IndexEntry, NO_SLOT, Region};
 
 /// Chunk → newest staged slot.
 pub(crate) struct ChunkIndex<'a> {
-    entries: &'a mut [IndexEntry],
+    entries: Region<'a, IndexEntry>,
     len: usize,
 }
 
 impl<'a> ChunkIndex<'a> {
     /// An empty index over `entries`, whose length must be a power of two.
-    pub(crate) fn new(entries: &'a mut [IndexEntry]) -> Self {
+    pub(crate) fn new(mut entries: Region<'a, IndexEntry>) -> Self {
         assert!(
             entries.len().is_power_of_two(),
             "index size must be a power of two"
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn behaves_like_a_map_under_churn() {
         let mut memory = vec![IndexEntry::EMPTY; 64];
-        let mut index = ChunkIndex::new(&mut memory);
+        let mut index = ChunkIndex::new(Region::from(&mut memory[..]));
         let mut model: HashMap<u64, u32> = HashMap::new();
         let mut x: u64 = 12345;
         let steps = if cfg!(miri) { 300 } else { 20_000u32 };

@@ -11,7 +11,9 @@ use core::task::Poll;
 use crate::index::ChunkIndex;
 use crate::journal::JournalLog;
 use crate::journal::recover::{self, ScanBuffers, ScanReport};
-use crate::staging::{self, PlanEntry, SealedBatch, SlotPool, StagingLayout, StagingMemory};
+use crate::staging::{
+    self, PlanEntry, Region, SealedBatch, SlotPool, StagingLayout, StagingMemory,
+};
 use crate::sync::{Mutex, MutexGuard};
 use crate::{ChunkStore, Config, Epoch, Error, Instant, Journal, Op, StoreError, StoreErrorKind};
 
@@ -28,7 +30,7 @@ pub struct PipeStats {
 
 /// The batch writers are joining.
 pub(crate) struct OpenBatch<'a> {
-    pub(crate) plan: &'a mut [PlanEntry],
+    pub(crate) plan: Region<'a, PlanEntry>,
     pub(crate) len: usize,
     pub(crate) epoch: Epoch,
     /// When the flusher first saw this batch non-empty (for `max_batch_delay`).
@@ -54,7 +56,7 @@ pub(crate) struct State<'a> {
     pub(crate) index: ChunkIndex<'a>,
     pub(crate) open: OpenBatch<'a>,
     /// The plan memory of the next batch; `None` while a sealed batch is in flight.
-    pub(crate) spare_plan: Option<&'a mut [PlanEntry]>,
+    pub(crate) spare_plan: Option<Region<'a, PlanEntry>>,
     pub(crate) durable: Epoch,
     pub(crate) len_chunks: u64,
     pub(crate) grow: GrowState,
@@ -111,9 +113,9 @@ pub(crate) struct FlushState<'a> {
     /// `Journal::Atomic`: the journal's append position and generation.
     pub(crate) journal: Option<JournalLog>,
     /// Buffer for a journal record's header block.
-    pub(crate) header: &'a mut [u8],
+    pub(crate) header: Region<'a, u8>,
     /// One chunk of scratch space.
-    pub(crate) scratch: &'a mut [u8],
+    pub(crate) scratch: Region<'a, u8>,
     /// `Journal::Atomic`: the published batch not yet written in place, and its epoch.
     pub(crate) unapplied: Option<(SealedBatch<'a>, Epoch)>,
 }
@@ -260,12 +262,13 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                 journal,
                 config.journal_bytes,
                 config.chunk_size,
-                flush.scratch,
+                &mut flush.scratch,
             )?,
         };
         let mut buffers = ScanBuffers {
-            header: flush.header,
-            chunk: flush.scratch,
+            header: &mut flush.header,
+            chunk: &mut flush.scratch,
+            check_payload: true,
         };
         let (log, report) = recover::recover(
             data,

@@ -218,12 +218,12 @@ impl core::fmt::Debug for StagingMemory<'_> {
 /// The regions carved out of a [`StagingMemory`].
 pub(crate) struct StagingParts<'a> {
     pub(crate) pool: SlotPool<'a>,
-    pub(crate) plans: [&'a mut [PlanEntry]; 2],
+    pub(crate) plans: [Region<'a, PlanEntry>; 2],
     pub(crate) index: ChunkIndex<'a>,
     /// The journal record header buffer.
-    pub(crate) header: &'a mut [u8],
+    pub(crate) header: Region<'a, u8>,
     /// One chunk of scratch space.
-    pub(crate) scratch: &'a mut [u8],
+    pub(crate) scratch: Region<'a, u8>,
 }
 
 /// Carves `memory` into the regions `layout` describes.
@@ -305,9 +305,59 @@ pub(crate) fn carve<'a>(
 /// # Safety
 /// `ptr` must be valid, aligned for `T` and unaliased for `len` values of `T` for `'a`, and `T`
 /// must be valid for any bit pattern.
-unsafe fn region<'a, T>(ptr: *mut u8, len: usize) -> &'a mut [T] {
-    // SAFETY: forwarded to the caller.
-    unsafe { core::slice::from_raw_parts_mut(ptr.cast::<T>(), len) }
+unsafe fn region<'a, T>(ptr: *mut u8, len: usize) -> Region<'a, T> {
+    Region {
+        // SAFETY: the caller passes a valid, so non-null, pointer.
+        ptr: unsafe { NonNull::new_unchecked(ptr.cast::<T>()) },
+        len,
+        _borrow: PhantomData,
+    }
+}
+
+/// A region carved out of staging memory: `len` values of `T` at `ptr`, uniquely borrowed for
+/// `'a`, used through `Deref<Target = [T]>`.
+///
+/// Why not a `&'a mut [T]`: a pipe that owns its memory frees it in its own drop glue, and a
+/// reference stored in a field stays live (and, under the aliasing model Miri checks, protected)
+/// for as long as the pipe is an argument of the function dropping it — `drop(pipe)` would free
+/// memory under a live `&mut`. A raw pointer makes no such claim; the `&mut [T]` exists only while
+/// the region is borrowed.
+pub(crate) struct Region<'a, T> {
+    ptr: NonNull<T>,
+    len: usize,
+    _borrow: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: a Region is a unique borrow of `[T]`, which may move between threads when `T: Send`.
+unsafe impl<T: Send> Send for Region<'_, T> {}
+// SAFETY: `&Region` only gives `&[T]`, shareable when `T: Sync`.
+unsafe impl<T: Sync> Sync for Region<'_, T> {}
+
+impl<'a, T> From<&'a mut [T]> for Region<'a, T> {
+    fn from(slice: &'a mut [T]) -> Self {
+        Region {
+            ptr: NonNull::from(&mut *slice).cast(),
+            len: slice.len(),
+            _borrow: PhantomData,
+        }
+    }
+}
+
+impl<T> core::ops::Deref for Region<'_, T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        // SAFETY: `region`'s caller promised `len` valid values at `ptr`, unaliased for 'a; the
+        // shared borrow of `self` keeps every `&mut` from `deref_mut` away meanwhile.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> core::ops::DerefMut for Region<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`; the unique borrow of `self` makes this the only access.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
 }
 
 /// The slot bytes, addressed through a raw pointer so that one slot can be written while slices
@@ -343,7 +393,7 @@ impl SlotArena<'_> {
 /// the core lock.
 pub(crate) struct SlotPool<'a> {
     arena: SlotArena<'a>,
-    records: &'a mut [SlotRecord],
+    records: Region<'a, SlotRecord>,
     free_head: u32,
     free_count: u32,
     reserved: u32,
@@ -372,7 +422,7 @@ struct Grace {
 pub(crate) struct ReaderTicket(usize);
 
 impl<'a> SlotPool<'a> {
-    fn new(arena: SlotArena<'a>, records: &'a mut [SlotRecord]) -> Self {
+    fn new(arena: SlotArena<'a>, mut records: Region<'a, SlotRecord>) -> Self {
         let count = records.len() as u32;
         for (i, record) in records.iter_mut().enumerate() {
             let next = if i + 1 < count as usize {
@@ -514,7 +564,7 @@ impl<'a> SlotPool<'a> {
 
     /// Seals the open batch held in `plan[..len]`: its slots become `SEALED` and readable by the
     /// returned batch outside the lock.
-    pub(crate) fn seal(&mut self, plan: &'a mut [PlanEntry], len: usize) -> SealedBatch<'a> {
+    pub(crate) fn seal(&mut self, plan: Region<'a, PlanEntry>, len: usize) -> SealedBatch<'a> {
         for entry in &plan[..len] {
             let record = &mut self.records[entry.slot as usize];
             assert_eq!(record.state, OPEN, "seal of a slot not in the open batch");
@@ -539,7 +589,7 @@ impl<'a> SlotPool<'a> {
         &mut self,
         batch: SealedBatch<'a>,
         index: &mut ChunkIndex<'_>,
-    ) -> &'a mut [PlanEntry] {
+    ) -> Region<'a, PlanEntry> {
         let SealedBatch { plan, len, .. } = batch;
         for entry in &plan[..len] {
             let record = &mut self.records[entry.slot as usize];
@@ -603,7 +653,7 @@ impl PlanEntry {
 /// bytes can be written out without holding the core lock.
 pub(crate) struct SealedBatch<'a> {
     arena: SlotArena<'a>,
-    plan: &'a mut [PlanEntry],
+    plan: Region<'a, PlanEntry>,
     /// Entries in the batch (live ones first after `prepare_write`).
     len: usize,
     /// Entries still to be written: after `prepare_write`, writes superseded by a later write to
@@ -710,14 +760,14 @@ mod tests {
             &config,
             |StagingParts {
                  mut pool,
-                 plans: [plan, _],
+                 plans: [mut plan, _],
                  mut index,
                  ..
              }| {
                 let len = open_batch(
                     &mut pool,
                     &mut index,
-                    plan,
+                    &mut plan,
                     &[(5, 1), (2, 2), (5, 3), (3, 4), (2, 5)],
                 );
                 let mut batch = pool.seal(plan, len);
@@ -744,17 +794,17 @@ mod tests {
             &config,
             |StagingParts {
                  mut pool,
-                 plans: [plan_a, plan_b],
+                 plans: [mut plan_a, mut plan_b],
                  mut index,
                  ..
              }| {
                 let first = pool.enter_reader();
-                let len = open_batch(&mut pool, &mut index, plan_a, &[(1, 1), (2, 2)]);
+                let len = open_batch(&mut pool, &mut index, &mut plan_a, &[(1, 1), (2, 2)]);
                 let batch_a = pool.seal(plan_a, len);
                 pool.retire(batch_a, &mut index);
                 assert_eq!(pool.available(), 2, "the active reader holds batch A");
                 let second = pool.enter_reader();
-                let len = open_batch(&mut pool, &mut index, plan_b, &[(3, 3), (1, 4)]);
+                let len = open_batch(&mut pool, &mut index, &mut plan_b, &[(3, 3), (1, 4)]);
                 let batch_b = pool.seal(plan_b, len);
                 pool.retire(batch_b, &mut index);
                 assert_eq!(pool.available(), 0);

@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use sys::FlushCounter;
 use targets::Implementation;
-use workloads::{RowResult, W1_CHUNKS_PER_THREAD, Workload};
+use workloads::{RowResult, W1_CHUNKS_PER_THREAD, W2_CHUNKS_PER_WRITE, Workload};
 
 /// Options of `chunkpipe bench`.
 #[derive(clap::Args, Debug)]
@@ -32,9 +32,12 @@ pub struct BenchArgs {
     /// Runs of every row; the table shows the median run (default 3, or 1 with --quick).
     #[arg(long)]
     runs: Option<usize>,
-    /// Workloads to run.
-    #[arg(long, value_delimiter = ',', default_values_t = [String::from("w1"), String::from("w3")])]
+    /// Workloads to run (w1, w2, w3, w4).
+    #[arg(long, value_delimiter = ',', default_values_t = ["w1", "w2", "w3", "w4"].map(String::from))]
     workloads: Vec<String>,
+    /// Size of each implementation's W2 file in MiB (W2 writes wrap around it).
+    #[arg(long, default_value_t = 1024)]
+    w2_file_mib: u64,
     /// Size of the W3 file in MiB.
     #[arg(long, default_value_t = 1024)]
     w3_file_mib: u64,
@@ -43,6 +46,7 @@ pub struct BenchArgs {
 const CHUNK_SIZE: usize = 4096;
 const W1_THREADS: [usize; 3] = [1, 4, 16];
 const W3_THREADS: [usize; 2] = [1, 2];
+const W4_THREADS: [usize; 2] = [1, 4];
 
 /// One row of the table: a workload at a thread count.
 #[derive(Clone, Copy)]
@@ -85,7 +89,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     );
 
     let specs = plan_rows(&args.workloads);
-    let files = Files::prepare(&dir, &specs, args.w3_file_mib)?;
+    let files = Files::prepare(&dir, &specs, (args.w2_file_mib, args.w3_file_mib))?;
     let report = run_rows(
         &specs,
         &files,
@@ -111,6 +115,12 @@ fn plan_rows(workloads: &[String]) -> Vec<RowSpec> {
             threads,
         }));
     }
+    if wants("w2") {
+        specs.push(RowSpec {
+            workload: Workload::W2,
+            threads: 1,
+        });
+    }
     if wants("w3") {
         for chunks in [1, 4] {
             specs.extend(W3_THREADS.map(|threads| RowSpec {
@@ -118,6 +128,12 @@ fn plan_rows(workloads: &[String]) -> Vec<RowSpec> {
                 threads,
             }));
         }
+    }
+    if wants("w4") {
+        specs.extend(W4_THREADS.map(|threads| RowSpec {
+            workload: Workload::W4,
+            threads,
+        }));
     }
     specs
 }
@@ -130,14 +146,18 @@ fn run_rows(
     windows: (Duration, Duration),
     flushes: &FlushCounter,
 ) -> Result<String, String> {
-    let bar = ProgressBar::new((specs.len() * runs * Implementation::ALL.len()) as u64);
+    let rows: usize = specs
+        .iter()
+        .map(|s| implementations(s.workload).len())
+        .sum();
+    let bar = ProgressBar::new((rows * runs) as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {msg}")
             .map_err(|e| e.to_string())?,
     );
     let mut report = String::new();
     for spec in specs {
-        let mut by_impl: Vec<(Implementation, Vec<Measured>)> = Implementation::ALL
+        let mut by_impl: Vec<(Implementation, Vec<Measured>)> = implementations(spec.workload)
             .iter()
             .map(|&i| (i, Vec::new()))
             .collect();
@@ -167,10 +187,20 @@ fn run_rows(
     Ok(report)
 }
 
+/// The implementations a workload compares. Reads take the same path in both journal modes, so
+/// W3 measures one of them (and the shared W3 file keeps one mode in its `.meta`).
+fn implementations(workload: Workload) -> &'static [Implementation] {
+    match workload {
+        Workload::W3 { .. } => &[Implementation::Naive, Implementation::ChunkpipeOff],
+        _ => &Implementation::ALL,
+    }
+}
+
 /// A row's result with the target's own counters.
 struct Measured {
     result: RowResult,
-    writes_per_sync: Option<f64>,
+    /// Operations per sync, where the target batches.
+    ops_per_sync: Option<f64>,
 }
 
 fn measure_row(
@@ -190,43 +220,56 @@ fn measure_row(
         (CHUNK_SIZE, chunks),
         flushes,
     )?;
+    let ops_per_sync = target
+        .chunks_per_sync()
+        .map(|chunks| chunks / spec.workload.chunks_per_op().max(1) as f64);
     Ok(Measured {
         result,
-        writes_per_sync: target.writes_per_sync(),
+        ops_per_sync,
     })
 }
 
-/// The data files: one W1 file per implementation (writes), one shared W3 file (reads only).
+/// The data files: per implementation one small file for W1 and W4 and one large file for W2
+/// (writes; and each journal mode keeps its own `.meta`), one shared W3 file (reads only).
 struct Files {
     dir: PathBuf,
+    w2_chunks: u64,
     w3_chunks: u64,
 }
 
+/// Chunks of the file W1 and W4 write: W1's 16 threads × their own indexes.
+const SMALL_FILE_CHUNKS: u64 = W1_CHUNKS_PER_THREAD * 16;
+
 impl Files {
-    fn prepare(dir: &Path, specs: &[RowSpec], w3_file_mib: u64) -> Result<Self, String> {
-        let w1_chunks = W1_CHUNKS_PER_THREAD * W1_THREADS.iter().max().copied().unwrap_or(1) as u64;
-        let w3_chunks = w3_file_mib * 1024 * 1024 / CHUNK_SIZE as u64;
+    fn prepare(
+        dir: &Path,
+        specs: &[RowSpec],
+        (w2_file_mib, w3_file_mib): (u64, u64),
+    ) -> Result<Self, String> {
+        let chunks_per_mib = 1024 * 1024 / CHUNK_SIZE as u64;
         let files = Files {
             dir: dir.to_path_buf(),
-            w3_chunks,
+            w2_chunks: (w2_file_mib * chunks_per_mib).max(W2_CHUNKS_PER_WRITE),
+            w3_chunks: (w3_file_mib * chunks_per_mib).max(4),
         };
-        if specs.iter().any(|s| s.workload.writes()) {
-            for implementation in Implementation::ALL {
-                write_file_once(&files.for_row(implementation, Workload::W1).0, w1_chunks)?;
+        let mut prepared = Vec::new();
+        for spec in specs {
+            for &implementation in implementations(spec.workload) {
+                let (path, chunks) = files.for_row(implementation, spec.workload);
+                if !prepared.contains(&path) {
+                    write_file_once(&path, chunks)?;
+                    prepared.push(path);
+                }
             }
-        }
-        if specs.iter().any(|s| !s.workload.writes()) {
-            write_file_once(&files.dir.join("w3.dat"), w3_chunks)?;
         }
         Ok(files)
     }
 
     fn for_row(&self, implementation: Implementation, workload: Workload) -> (PathBuf, u64) {
+        let own = |kind: &str| format!("{kind}-{}.dat", implementation.name().replace('/', "-"));
         match workload {
-            Workload::W1 => {
-                let name = format!("w1-{}.dat", implementation.name().replace('/', "-"));
-                (self.dir.join(name), W1_CHUNKS_PER_THREAD * 16)
-            }
+            Workload::W1 | Workload::W4 => (self.dir.join(own("small")), SMALL_FILE_CHUNKS),
+            Workload::W2 => (self.dir.join(own("w2")), self.w2_chunks),
             Workload::W3 { .. } => (self.dir.join("w3.dat"), self.w3_chunks),
         }
     }
@@ -279,19 +322,20 @@ fn probe_sync_us(dir: &Path) -> Result<f64, String> {
 /// Appends the rows of one spec: each implementation's median run (by throughput), the
 /// min..max over runs, and the ratio to the naive peer.
 fn report_rows(out: &mut String, spec: RowSpec, by_impl: &[(Implementation, Vec<Measured>)]) {
+    let (unit, per_op) = spec.workload.throughput_unit();
     let _ = writeln!(out, "\n{}", spec.workload.label(spec.threads));
     let _ = writeln!(
         out,
-        "  {:<15} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>10} {:>11} {:>7}",
+        "  {:<16} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>7}",
         "impl",
-        "ops/s",
+        unit,
         "min..max",
         "p50 µs",
         "p99 µs",
         "p999 µs",
         "CPU µs/op",
-        "writes/sync",
-        "writes/flush",
+        "ops/sync",
+        "ops/flush",
         "ratio"
     );
     let mut naive_ops = None;
@@ -300,14 +344,14 @@ fn report_rows(out: &mut String, spec: RowSpec, by_impl: &[(Implementation, Vec<
         sorted.sort_by(|a, b| a.result.ops_per_sec().total_cmp(&b.result.ops_per_sec()));
         let median = sorted[sorted.len() / 2];
         let r = &median.result;
-        let ops = r.ops_per_sec();
+        let ops = r.ops_per_sec() * per_op;
         if *implementation == Implementation::Naive {
             naive_ops = Some(ops);
         }
         let range = format!(
             "{:.0}..{:.0}",
-            sorted[0].result.ops_per_sec(),
-            sorted[sorted.len() - 1].result.ops_per_sec()
+            sorted[0].result.ops_per_sec() * per_op,
+            sorted[sorted.len() - 1].result.ops_per_sec() * per_op
         );
         let per_flush = r
             .device_flushes
@@ -316,7 +360,7 @@ fn report_rows(out: &mut String, spec: RowSpec, by_impl: &[(Implementation, Vec<
         let us = |q: f64| r.latency_ns.value_at_quantile(q) as f64 / 1000.0;
         let _ = writeln!(
             out,
-            "  {:<15} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>10} {:>11} {:>7}",
+            "  {:<16} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>7}",
             implementation.name(),
             ops,
             range,
@@ -325,13 +369,23 @@ fn report_rows(out: &mut String, spec: RowSpec, by_impl: &[(Implementation, Vec<
             us(0.999),
             r.cpu_us as f64 / r.ops.max(1) as f64,
             fmt_opt(
-                median
-                    .writes_per_sync
-                    .or(spec.workload.writes().then_some(1.0))
+                median.ops_per_sync.or(spec
+                    .workload
+                    .writes()
+                    .then_some(naive_ops_per_sync(spec.workload)))
             ),
             fmt_opt(per_flush),
             naive_ops.map_or("-".into(), |n| format!("{:.2}x", ops / n)),
         );
+    }
+}
+
+/// Operations per `sync_data` of the naive peer, which syncs once per durable operation except in
+/// W2, where one sync covers a group of writes.
+fn naive_ops_per_sync(workload: Workload) -> f64 {
+    match workload {
+        Workload::W2 => workloads::W2_WRITES_PER_SYNC as f64,
+        _ => 1.0,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The implementations a row can measure: chunkpipe and the naive peer, behind one trait.
+//! The implementations a row can measure: chunkpipe in both modes and the naive peer, behind one
+//! trait.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -10,10 +11,17 @@ use chunkpipe_core::{Config, Journal};
 pub trait Target: Sync {
     /// Writes `data` at chunk `index` and returns once it is durable.
     fn write_durable(&self, index: u64, data: &[u8]) -> Result<(), String>;
+    /// Writes `data` at chunk `index` without waiting for durability.
+    fn write(&self, index: u64, data: &[u8]) -> Result<(), String>;
+    /// Makes every earlier write durable.
+    fn sync(&self) -> Result<(), String>;
+    /// Writes one chunk of `data` at each of `indexes` and returns once all are durable (a
+    /// transaction where the target has them).
+    fn write_all_durable(&self, indexes: &[u64], data: &[u8]) -> Result<(), String>;
     /// Reads into `buf` from chunk `index`.
     fn read(&self, index: u64, buf: &mut [u8]) -> Result<(), String>;
     /// Average chunks made durable per sync so far, where the target batches.
-    fn writes_per_sync(&self) -> Option<f64> {
+    fn chunks_per_sync(&self) -> Option<f64> {
         None
     }
 }
@@ -25,42 +33,49 @@ pub enum Implementation {
     Naive,
     /// chunkpipe with `Journal::Off`.
     ChunkpipeOff,
+    /// chunkpipe with `Journal::Atomic`.
+    ChunkpipeAtomic,
 }
 
 impl Implementation {
     /// Every implementation, in the order rows interleave them.
-    pub const ALL: [Implementation; 2] = [Implementation::Naive, Implementation::ChunkpipeOff];
+    pub const ALL: [Implementation; 3] = [
+        Implementation::Naive,
+        Implementation::ChunkpipeOff,
+        Implementation::ChunkpipeAtomic,
+    ];
 
     /// Its name in the table.
     pub fn name(self) -> &'static str {
         match self {
             Implementation::Naive => "naive",
             Implementation::ChunkpipeOff => "chunkpipe/off",
+            Implementation::ChunkpipeAtomic => "chunkpipe/atomic",
         }
     }
 
     /// Opens the implementation over the prepared file at `path`.
     pub fn open(self, path: &Path, chunk_size: u32) -> Result<Box<dyn Target>, String> {
-        match self {
+        let journal = match self {
             Implementation::Naive => {
                 let file = File::options()
                     .read(true)
                     .write(true)
                     .open(path)
                     .map_err(|e| e.to_string())?;
-                Ok(Box::new(Naive {
+                return Ok(Box::new(Naive {
                     file,
                     chunk_size: u64::from(chunk_size),
-                }))
+                }));
             }
-            Implementation::ChunkpipeOff => {
-                let config = Config::new()
-                    .with_chunk_size(chunk_size)
-                    .with_journal(Journal::Off);
-                let pipe = chunkpipe_linux::open(path, config).map_err(|e| e.to_string())?;
-                Ok(Box::new(Chunkpipe { pipe }))
-            }
-        }
+            Implementation::ChunkpipeOff => Journal::Off,
+            Implementation::ChunkpipeAtomic => Journal::Atomic,
+        };
+        let config = Config::new()
+            .with_chunk_size(chunk_size)
+            .with_journal(journal);
+        let pipe = chunkpipe_linux::open(path, config).map_err(|e| e.to_string())?;
+        Ok(Box::new(Chunkpipe { pipe }))
     }
 }
 
@@ -71,10 +86,26 @@ struct Naive {
 
 impl Target for Naive {
     fn write_durable(&self, index: u64, data: &[u8]) -> Result<(), String> {
+        self.write(index, data)?;
+        self.sync()
+    }
+
+    fn write(&self, index: u64, data: &[u8]) -> Result<(), String> {
         self.file
             .write_all_at(data, index * self.chunk_size)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+    }
+
+    fn sync(&self) -> Result<(), String> {
         self.file.sync_data().map_err(|e| e.to_string())
+    }
+
+    /// Not crash-atomic: one `write_at` per chunk, then one `sync_data`.
+    fn write_all_durable(&self, indexes: &[u64], data: &[u8]) -> Result<(), String> {
+        for &index in indexes {
+            self.write(index, &data[..self.chunk_size as usize])?;
+        }
+        self.sync()
     }
 
     fn read(&self, index: u64, buf: &mut [u8]) -> Result<(), String> {
@@ -96,11 +127,35 @@ impl Target for Chunkpipe {
             .map_err(|e| e.to_string())
     }
 
+    fn write(&self, index: u64, data: &[u8]) -> Result<(), String> {
+        self.pipe
+            .write(index, data)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    fn sync(&self) -> Result<(), String> {
+        self.pipe.sync().map_err(|e| e.to_string())
+    }
+
+    fn write_all_durable(&self, indexes: &[u64], data: &[u8]) -> Result<(), String> {
+        let chunk = self.pipe.pipe().config().chunk_size as usize;
+        let mut tx = self
+            .pipe
+            .transaction(indexes.len() as u32)
+            .map_err(|e| e.to_string())?;
+        for &index in indexes {
+            tx.write(index, &data[..chunk]).map_err(|e| e.to_string())?;
+        }
+        let epoch = tx.commit().map_err(|e| e.to_string())?;
+        self.pipe.wait(epoch).map_err(|e| e.to_string())
+    }
+
     fn read(&self, index: u64, buf: &mut [u8]) -> Result<(), String> {
         self.pipe.read_into(index, buf).map_err(|e| e.to_string())
     }
 
-    fn writes_per_sync(&self) -> Option<f64> {
+    fn chunks_per_sync(&self) -> Option<f64> {
         let stats = self.pipe.pipe().stats();
         (stats.syncs > 0).then(|| stats.chunks as f64 / stats.syncs as f64)
     }

@@ -1,4 +1,5 @@
-//! The workloads (BENCHMARKS.md): W1 durable small writes, W3 hot-cache random reads.
+//! The workloads (BENCHMARKS.md): W1 durable small writes, W2 bulk writes, W3 hot-cache random
+//! reads, W4 transactions.
 
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -10,17 +11,28 @@ use super::targets::Target;
 
 /// Chunks each W1 thread cycles through (its own indexes).
 pub const W1_CHUNKS_PER_THREAD: u64 = 64;
+/// Chunks per W2 write (64 KiB of 4 KiB chunks).
+pub const W2_CHUNKS_PER_WRITE: u64 = 16;
+/// W2 waits for durability after this many writes.
+pub const W2_WRITES_PER_SYNC: u64 = 256;
+/// Chunks per W4 transaction.
+pub const W4_CHUNKS_PER_TX: usize = 4;
 
 /// One row's workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
     /// Each thread writes one chunk at its own indexes and waits until it is durable.
     W1,
+    /// One thread writes 16-chunk writes at sequential indexes and waits for durability every
+    /// 256 writes; a write counts once a sync has covered it.
+    W2,
     /// Random reads of `chunks` chunks over the whole W3 file.
     W3 {
         /// Chunks per read.
         chunks: u64,
     },
+    /// Each thread commits a transaction of 4 random chunks and waits until it is durable.
+    W4,
 }
 
 impl Workload {
@@ -28,13 +40,39 @@ impl Workload {
     pub fn label(self, threads: usize) -> String {
         match self {
             Workload::W1 => format!("W1 durable 1-chunk writes, {threads} thr"),
+            Workload::W2 => format!(
+                "W2 bulk 64 KiB writes, sync every {W2_WRITES_PER_SYNC}, {threads} thr (throughput in durable MB/s)"
+            ),
             Workload::W3 { chunks } => format!("W3 random {chunks}-chunk reads, {threads} thr"),
+            Workload::W4 => {
+                format!(
+                    "W4 durable transactions of {W4_CHUNKS_PER_TX} random chunks, {threads} thr"
+                )
+            }
         }
     }
 
     /// Whether it writes (and so has syncs and device flushes to report).
     pub fn writes(self) -> bool {
-        self == Workload::W1
+        !matches!(self, Workload::W3 { .. })
+    }
+
+    /// Chunks one operation writes, to turn chunks per sync into operations per sync.
+    pub fn chunks_per_op(self) -> u64 {
+        match self {
+            Workload::W1 => 1,
+            Workload::W2 => W2_CHUNKS_PER_WRITE,
+            Workload::W3 { .. } => 0,
+            Workload::W4 => W4_CHUNKS_PER_TX as u64,
+        }
+    }
+
+    /// The table's throughput unit and how many of them one operation is.
+    pub fn throughput_unit(self) -> (&'static str, f64) {
+        match self {
+            Workload::W2 => ("MB/s", (W2_CHUNKS_PER_WRITE * 4096) as f64 / 1e6),
+            _ => ("ops/s", 1.0),
+        }
     }
 }
 
@@ -136,40 +174,77 @@ impl Op<'_> {
     ) -> Result<(u64, Histogram<u64>), String> {
         let mut hist =
             Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| e.to_string())?;
-        let mut buf = vec![self.thread as u8 + 1; self.chunk_size * 4];
+        let mut buf = vec![self.thread as u8 + 1; self.chunk_size * W2_CHUNKS_PER_WRITE as usize];
         let mut rng =
             0x9E37_79B9_7F4A_7C15u64 ^ (self.thread + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        let mut ops = 0;
+        let (mut ops, mut counted) = (0, 0);
         for i in 0u64.. {
             let began = Instant::now();
             if began >= until {
                 break;
             }
-            self.once(i, &mut rng, &mut buf)?;
+            let durable = self.once(i, &mut rng, &mut buf)?;
             if began >= measure_from {
                 let ns = began.elapsed().as_nanos() as u64;
                 hist.record(ns.max(1)).map_err(|e| e.to_string())?;
-                ops += 1;
+                counted += 1;
             }
+            // An operation counts once it is durable (W2: when the sync covering it returns),
+            // and only if it started inside the measured window.
+            ops += durable.min(counted);
+            counted -= durable.min(counted);
         }
         Ok((ops, hist))
     }
 
-    fn once(&self, i: u64, rng: &mut u64, buf: &mut [u8]) -> Result<(), String> {
+    /// Runs operation `i` and returns how many operations (this one and earlier ones) it made
+    /// durable or completed.
+    fn once(&self, i: u64, rng: &mut u64, buf: &mut [u8]) -> Result<u64, String> {
+        buf[0] = i as u8;
         match self.workload {
             Workload::W1 => {
                 let index = self.thread * W1_CHUNKS_PER_THREAD + i % W1_CHUNKS_PER_THREAD;
-                buf[0] = i as u8;
-                self.target.write_durable(index, &buf[..self.chunk_size])
+                self.target.write_durable(index, &buf[..self.chunk_size])?;
+                Ok(1)
+            }
+            Workload::W2 => {
+                let index = (i * W2_CHUNKS_PER_WRITE) % self.file_chunks;
+                let bytes = self.chunk_size * W2_CHUNKS_PER_WRITE as usize;
+                self.target.write(index, &buf[..bytes])?;
+                if (i + 1) % W2_WRITES_PER_SYNC != 0 {
+                    return Ok(0);
+                }
+                self.target.sync()?;
+                Ok(W2_WRITES_PER_SYNC)
             }
             Workload::W3 { chunks } => {
-                *rng ^= *rng << 13;
-                *rng ^= *rng >> 7;
-                *rng ^= *rng << 17;
-                let index = *rng % (self.file_chunks - chunks + 1);
+                let index = next_random(rng) % (self.file_chunks - chunks + 1);
                 self.target
-                    .read(index, &mut buf[..self.chunk_size * chunks as usize])
+                    .read(index, &mut buf[..self.chunk_size * chunks as usize])?;
+                Ok(1)
+            }
+            Workload::W4 => {
+                let mut indexes = [0u64; W4_CHUNKS_PER_TX];
+                for n in 0..W4_CHUNKS_PER_TX {
+                    indexes[n] = loop {
+                        let index = next_random(rng) % self.file_chunks;
+                        if !indexes[..n].contains(&index) {
+                            break index;
+                        }
+                    };
+                }
+                self.target
+                    .write_all_durable(&indexes, &buf[..self.chunk_size])?;
+                Ok(1)
             }
         }
     }
+}
+
+/// A xorshift step: cheap, and each thread has its own sequence.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }

@@ -60,10 +60,13 @@ const SUPERBLOCK_MAGIC: [u8; 4] = *b"CPJS";
 const RECORD_MAGIC: [u8; 4] = *b"CPJR";
 const RECORD_FIXED_BYTES: usize = 32;
 
-static CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+/// Slice-by-16 tables (16 KiB, in `.rodata`): the payload checksum is on the commit path, and the
+/// byte-at-a-time table runs at about a quarter of the speed.
+static CRC32C: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
 /// A running CRC-32C.
-pub fn crc_digest() -> crc::Digest<'static, u32> {
+pub fn crc_digest() -> crc::Digest<'static, u32, crc::Table<16>> {
     CRC32C.digest()
 }
 

@@ -19,6 +19,10 @@
 pub mod format;
 pub(crate) mod recover;
 
+pub use recover::ScanReport;
+#[cfg(feature = "alloc")]
+pub use recover::{JournalReport, inspect_journal};
+
 use format::{RECORD_AREA_START, RecordHead, SUPERBLOCK_BYTES, Superblock};
 
 use crate::staging::SealedBatch;

@@ -20,6 +20,8 @@ pub struct ScanReport {
 pub(crate) struct ScanBuffers<'b> {
     pub(crate) header: &'b mut [u8],
     pub(crate) chunk: &'b mut [u8],
+    /// Whether to read and check every payload (recovery always does; inspection on request).
+    pub(crate) check_payload: bool,
 }
 
 /// Scans the records of `superblock`'s generation, in epoch order from its checkpoint, and
@@ -119,13 +121,15 @@ fn read_record<S: ChunkStore>(
     if !format::header_crc_ok(buffers.header, head.chunks) || !indexes_ok {
         return Ok(Verdict::Torn);
     }
-    let mut digest = format::crc_digest();
-    for i in 0..chunks {
-        journal.read_at(at + header_len + i * chunk_size, &mut [&mut *buffers.chunk])?;
-        digest.update(buffers.chunk);
-    }
-    if digest.finalize() != head.payload_crc {
-        return Ok(Verdict::Torn);
+    if buffers.check_payload {
+        let mut digest = format::crc_digest();
+        for i in 0..chunks {
+            journal.read_at(at + header_len + i * chunk_size, &mut [&mut *buffers.chunk])?;
+            digest.update(buffers.chunk);
+        }
+        if digest.finalize() != head.payload_crc {
+            return Ok(Verdict::Torn);
+        }
     }
     Ok(Verdict::Valid {
         chunks: head.chunks,
@@ -169,4 +173,49 @@ pub(crate) fn recover<S: ChunkStore>(
     let mut journal_state = JournalLog::after_checkpoint(superblock);
     journal_state.checkpoint(data, journal, report.last_epoch)?;
     Ok((journal_state, report))
+}
+
+/// What [`inspect_journal`] found.
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JournalReport {
+    /// The current superblock.
+    pub superblock: Superblock,
+    /// The records after its checkpoint.
+    pub scan: ScanReport,
+}
+
+/// Reads a journal without changing it: its superblock and the records after the checkpoint
+/// (headers and header checksums; with `verify`, every payload checksum too). `None` for an
+/// unformatted journal. `data_chunks` is the data file's length in chunks (records naming a
+/// chunk past it are invalid).
+///
+/// # Errors
+/// [`crate::Error::Mismatch`] for a foreign file or format, a store error.
+#[cfg(feature = "alloc")]
+pub fn inspect_journal<S: ChunkStore>(
+    journal: &S,
+    chunk_size: u32,
+    data_chunks: u64,
+    verify: bool,
+) -> Result<Option<JournalReport>, crate::Error> {
+    let Some(superblock) = JournalLog::read_superblock(journal, chunk_size)? else {
+        return Ok(None);
+    };
+    let max_chunks = (superblock.journal_len / u64::from(chunk_size).max(1)).max(1);
+    let mut header = alloc::vec![0u8; format::header_block_bytes(max_chunks.min(1 << 24)) as usize];
+    let mut chunk = alloc::vec![0u8; chunk_size as usize];
+    let mut buffers = ScanBuffers {
+        header: &mut header,
+        chunk: &mut chunk,
+        check_payload: verify,
+    };
+    let scan = scan(
+        journal,
+        &superblock,
+        (max_chunks, data_chunks),
+        &mut buffers,
+        |_, _, _, _| Ok(()),
+    )?;
+    Ok(Some(JournalReport { superblock, scan }))
 }
