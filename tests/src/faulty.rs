@@ -1,6 +1,6 @@
 //! [`FaultyStore`]: a store wrapper that fails or holds operations on demand.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use chunkpipe_core::{Capabilities, ChunkStore, Op, StoreError, StoreErrorKind};
@@ -12,10 +12,13 @@ use chunkpipe_core::{Capabilities, ChunkStore, Op, StoreError, StoreErrorKind};
 pub struct FaultyStore<S> {
     inner: S,
     faults: Arc<Faults>,
+    /// This store's own flag (not shared): writes are acknowledged and dropped.
+    losing_writes: AtomicBool,
 }
 
 #[derive(Debug, Default)]
 struct Faults {
+    crashed: AtomicBool,
     failing_writes: AtomicU32,
     failing_syncs: AtomicU32,
     panicking_syncs: AtomicU32,
@@ -41,6 +44,7 @@ impl<S> FaultyStore<S> {
         FaultyStore {
             inner,
             faults: Arc::default(),
+            losing_writes: AtomicBool::new(false),
         }
     }
 
@@ -49,6 +53,7 @@ impl<S> FaultyStore<S> {
         FaultyStore {
             inner,
             faults: Arc::clone(&other.faults),
+            losing_writes: AtomicBool::new(false),
         }
     }
 
@@ -70,6 +75,29 @@ impl<S> FaultyStore<S> {
     /// The next `sync` panics (a broken store, or a bug under the flusher).
     pub fn panic_next_sync(&self) {
         self.faults.panicking_syncs.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The machine stops here: from now on every operation of this store and the stores beside
+    /// it fails, so nothing more reaches storage. Dropping the pipe then leaves the storage as a
+    /// crash at this point would (on top of what [`lose_unsynced_writes`](Self::lose_unsynced_writes)
+    /// dropped).
+    pub fn crash(&self) {
+        self.faults.crashed.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on this store (only) acknowledges writes and drops them, the way a volatile
+    /// write cache that the coming [`crash`](Self::crash) empties would. A `sync` of this store
+    /// then fails, since a real one would have kept them: a test that arms this may only expect
+    /// success from paths that do not sync this store before the crash.
+    pub fn lose_unsynced_writes(&self) {
+        self.losing_writes.store(true, Ordering::SeqCst);
+    }
+
+    fn crashed(&self, op: Op) -> Result<(), StoreError> {
+        if self.faults.crashed.load(Ordering::SeqCst) {
+            return Err(StoreError::new(StoreErrorKind::Io, op));
+        }
+        Ok(())
     }
 
     /// Syncs that returned `Ok`.
@@ -132,21 +160,31 @@ impl<S: ChunkStore> ChunkStore for FaultyStore<S> {
     }
 
     fn read_at(&self, offset: u64, bufs: &mut [&mut [u8]]) -> Result<(), StoreError> {
+        self.crashed(Op::Read)?;
         self.inner.read_at(offset, bufs)
     }
 
     fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), StoreError> {
+        self.crashed(Op::Write)?;
         if Self::take(&self.faults.failing_writes) {
             return Err(StoreError::new(StoreErrorKind::Io, Op::Write));
+        }
+        if self.losing_writes.load(Ordering::SeqCst) {
+            return Ok(());
         }
         self.inner.write_at(offset, bufs)
     }
 
     fn grow(&self, new_len: u64) -> Result<(), StoreError> {
+        self.crashed(Op::Grow)?;
         self.inner.grow(new_len)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
+        self.crashed(Op::Sync)?;
+        if self.losing_writes.load(Ordering::SeqCst) {
+            return Err(StoreError::new(StoreErrorKind::Io, Op::Sync));
+        }
         self.pass_gate();
         assert!(
             !Self::take(&self.faults.panicking_syncs),

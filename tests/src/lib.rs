@@ -66,6 +66,13 @@ pub trait Harness {
     /// Appends `bytes` raw bytes to the storage while no pipe is open (to make its length not
     /// fit a config).
     fn append_raw(&self, bytes: usize);
+
+    /// The journal's bytes as a reader of the journal store sees them now (empty before the
+    /// first `Journal::Atomic` open).
+    fn journal_image(&self) -> Vec<u8>;
+
+    /// Overwrites journal bytes at `offset`, durably, while no pipe is open (to damage it).
+    fn patch_journal(&self, offset: u64, bytes: &[u8]);
 }
 
 /// A harness over files: storage that is locked while a pipe has it open and that records the
@@ -82,13 +89,15 @@ pub trait FileHarness: Harness {
 }
 
 /// Expands to one `#[test]` per conformance case, each on a fresh harness from `$make`.
-/// `files` adds the cases that need a [`FileHarness`].
+/// `files` adds the cases that need a [`FileHarness`]; `journal` adds the cases of
+/// `Journal::Atomic` (recovery from a crash, a torn or damaged journal).
 #[macro_export]
 macro_rules! conformance {
     ($make:expr) => {
         $crate::conformance!(@cases $make;
             round_trips_of_1_2_4_and_many_chunks, overwrite_returns_the_newest_value,
-            multi_chunk_write_is_one_epoch, reopen_keeps_data, grow_then_write,
+            multi_chunk_write_is_one_epoch, reopen_keeps_data,
+            reopen_after_a_crash_keeps_what_was_acknowledged, grow_then_write,
             sync_forces_durability_and_returns_at_once_when_idle, epochs_are_monotone,
             transaction_shares_one_epoch, transaction_last_writer_wins,
             concurrent_disjoint_transactions, empty_commit_is_an_error,
@@ -102,6 +111,14 @@ macro_rules! conformance {
         $crate::conformance!($make);
         $crate::conformance!(@cases $make;
             second_open_is_locked, reopen_with_another_config_is_a_mismatch);
+    };
+    ($make:expr, journal) => {
+        $crate::conformance!(@cases $make;
+            reopen_after_a_crash_replays_writes_the_data_file_lost,
+            a_torn_last_record_is_not_replayed,
+            recovery_stops_at_a_damaged_record_and_reports_it,
+            a_journal_of_another_format_version_is_refused,
+            a_journal_of_another_chunk_size_is_refused);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

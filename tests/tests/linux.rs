@@ -50,6 +50,20 @@ impl Harness for LinuxFiles {
             .unwrap();
         file.write_all(&vec![1u8; bytes]).unwrap();
     }
+
+    fn journal_image(&self) -> Vec<u8> {
+        std::fs::read(chunkpipe_posix::journal_path(&self.path)).unwrap_or_default()
+    }
+
+    fn patch_journal(&self, offset: u64, bytes: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(chunkpipe_posix::journal_path(&self.path))
+            .unwrap();
+        file.write_all_at(bytes, offset).unwrap();
+        file.sync_data().unwrap();
+    }
 }
 
 impl FileHarness for LinuxFiles {
@@ -65,6 +79,7 @@ impl FileHarness for LinuxFiles {
 mod atomic {
     use super::*;
     chunkpipe_tests::conformance!(LinuxFiles::new(Journal::Atomic), files);
+    chunkpipe_tests::conformance!(LinuxFiles::new(Journal::Atomic), journal);
 }
 
 mod off {

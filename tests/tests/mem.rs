@@ -41,11 +41,22 @@ impl Harness for Memory {
             .grow(self.data.len().unwrap() + bytes as u64)
             .unwrap();
     }
+
+    fn journal_image(&self) -> Vec<u8> {
+        let mut image = vec![0; self.journal.len().unwrap() as usize];
+        self.journal.read_at(0, &mut [&mut image]).unwrap();
+        image
+    }
+
+    fn patch_journal(&self, offset: u64, bytes: &[u8]) {
+        self.journal.write_at(offset, &[bytes]).unwrap();
+    }
 }
 
 mod atomic {
     use super::*;
     chunkpipe_tests::conformance!(Memory::new(Journal::Atomic));
+    chunkpipe_tests::conformance!(Memory::new(Journal::Atomic), journal);
 }
 
 mod off {

@@ -43,11 +43,25 @@ impl Harness for SimulatedDisk {
         let store = SimStore::file(Arc::clone(&self.disk), DATA_FILE);
         store.grow(store.len().unwrap() + bytes as u64).unwrap();
     }
+
+    fn journal_image(&self) -> Vec<u8> {
+        let store = SimStore::file(Arc::clone(&self.disk), JOURNAL_FILE);
+        let mut image = vec![0; store.len().unwrap() as usize];
+        store.read_at(0, &mut [&mut image]).unwrap();
+        image
+    }
+
+    fn patch_journal(&self, offset: u64, bytes: &[u8]) {
+        let store = SimStore::file(Arc::clone(&self.disk), JOURNAL_FILE);
+        store.write_at(offset, &[bytes]).unwrap();
+        store.sync().unwrap();
+    }
 }
 
 mod atomic {
     use super::*;
     chunkpipe_tests::conformance!(SimulatedDisk::new(Journal::Atomic));
+    chunkpipe_tests::conformance!(SimulatedDisk::new(Journal::Atomic), journal);
 }
 
 mod off {

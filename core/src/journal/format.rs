@@ -66,7 +66,7 @@ static CRC32C: crc::Crc<u32, crc::Table<16>> =
     crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
 /// A running CRC-32C.
-pub fn crc_digest() -> crc::Digest<'static, u32, crc::Table<16>> {
+pub(crate) fn crc_digest() -> crc::Digest<'static, u32, crc::Table<16>> {
     CRC32C.digest()
 }
 

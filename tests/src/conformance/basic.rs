@@ -1,6 +1,6 @@
 //! Round trips, reopen, grow, sync and epochs.
 
-use chunkpipe_core::{ChunkStore, Epoch};
+use chunkpipe_core::{ChunkStore, Epoch, Journal};
 
 use super::{CHUNK, chunk_with, chunks_with, config, value_of};
 use crate::Harness;
@@ -162,4 +162,23 @@ pub fn epochs_are_monotone<H: Harness>(h: &H) {
             std::thread::yield_now();
         }
     });
+}
+
+/// What was acknowledged durable before a crash is there after reopening, in either mode.
+pub fn reopen_after_a_crash_keeps_what_was_acknowledged<H: Harness>(h: &H) {
+    let pipe = h.open(config(8, 8)).unwrap();
+    pipe.write_durable(2, &chunk_with(21)).unwrap();
+    let epoch = pipe.write(5, &chunks_with(22, 3)).unwrap();
+    pipe.wait(epoch).unwrap();
+    pipe.pipe().store().crash();
+    drop(pipe);
+    let pipe = h.open(config(0, 8)).unwrap();
+    assert_eq!(pipe.pipe().len_chunks(), 8);
+    assert_eq!(value_of(&pipe.read(2, 1).unwrap()), 21);
+    assert_eq!(pipe.read(5, 3).unwrap(), chunks_with(22, 3));
+    if h.mode() == Journal::Atomic {
+        // (Journal::Off keeps no epochs on disk; its epochs restart after a reopen.)
+        assert!(pipe.pipe().durable_epoch() >= epoch, "epochs never go back");
+    }
+    pipe.close().unwrap();
 }

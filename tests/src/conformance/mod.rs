@@ -4,12 +4,14 @@ mod basic;
 mod concurrency;
 mod faults;
 mod input;
+mod journal;
 mod tx;
 
 pub use basic::*;
 pub use concurrency::*;
 pub use faults::*;
 pub use input::*;
+pub use journal::*;
 pub use tx::*;
 
 use chunkpipe_core::Config;
