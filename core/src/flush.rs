@@ -8,6 +8,7 @@
 //! The durability mode decides what is written before the sync ([`Journal`]); `Journal::Off`
 //! writes the batch in place, hints writeback and syncs the store once.
 
+use crate::journal::format;
 use crate::pipe::{FlushState, State};
 use crate::staging::SealedBatch;
 use crate::{ChunkStore, Epoch, Error, Instant, Journal, Op, Pipe, StoreError, StoreErrorKind};
@@ -139,6 +140,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                 state.stats.batches += 1;
                 state.stats.chunks += batch.len() as u64;
                 state.stats.syncs += 1;
+                state.stats.journal_bytes +=
+                    format::record_bytes(chunks, self.config.chunk_bytes());
                 drop(state);
                 flush.unapplied = Some((batch, epoch));
                 Ok(())
@@ -154,13 +157,17 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             return Ok(false);
         };
         let result = self.write_in_place(&batch);
+        let in_place_bytes = batch.live_len() as u64 * self.config.chunk_bytes();
         let mut guard = self.lock();
         let state = &mut *guard;
         let plan = state.pool.retire(batch, &mut state.index);
         state.spare_plan = Some(plan);
         state.unapplied = false;
         match result {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                state.stats.in_place_bytes += in_place_bytes;
+                Ok(true)
+            }
             Err(e) => Err(Error::Poisoned(*state.poison.get_or_insert(e))),
         }
     }
@@ -348,6 +355,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         result: Result<(), StoreError>,
     ) -> Result<(), Error> {
         let chunks = batch.len() as u64;
+        let in_place_bytes = batch.live_len() as u64 * self.config.chunk_bytes();
         let mut guard = self.lock();
         let state = &mut *guard;
         let plan = state.pool.retire(batch, &mut state.index);
@@ -355,6 +363,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         state.stats.syncs += 1;
         match result {
             Ok(()) => {
+                state.stats.in_place_bytes += in_place_bytes;
                 debug_assert_eq!(
                     epoch,
                     state.durable.next(),

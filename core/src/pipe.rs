@@ -26,6 +26,21 @@ pub struct PipeStats {
     pub chunks: u64,
     /// Calls to the store's `sync` made by flush steps.
     pub syncs: u64,
+    /// Bytes of journal records appended (`Journal::Atomic`).
+    pub journal_bytes: u64,
+    /// Bytes written in place to the data store (superseded writes are not written).
+    pub in_place_bytes: u64,
+}
+
+impl PipeStats {
+    /// Bytes the pipe wrote to its stores per byte of published chunks: about 2 with
+    /// `Journal::Atomic` (journal + in place), at most 1 with `Journal::Off`; `None` before
+    /// anything was published.
+    pub fn write_amplification(&self, chunk_size: u32) -> Option<f64> {
+        let published = self.chunks * u64::from(chunk_size);
+        (published > 0)
+            .then(|| (self.journal_bytes + self.in_place_bytes) as f64 / published as f64)
+    }
 }
 
 /// The batch writers are joining.

@@ -59,12 +59,18 @@ fn a_write_is_durable_only_after_its_flush_step() {
         chunk(0),
         "not written before the flush step"
     );
+    assert_eq!(pipe.stats().write_amplification(CHUNK as u32), None);
     pipe.flush_step(Instant::ZERO).unwrap();
     assert!(matches!(
         pipe.poll_durable(epoch),
         core::task::Poll::Ready(Ok(()))
     ));
     assert_eq!(store_chunk(&pipe, 2), chunk(9));
+    assert_eq!(
+        pipe.stats().write_amplification(CHUNK as u32),
+        Some(1.0),
+        "Journal::Off writes each chunk once"
+    );
 }
 
 #[test]
@@ -367,6 +373,14 @@ mod atomic {
         );
         assert_eq!(pipe.flush_step(Instant::ZERO), Ok(None));
         assert_eq!(data_chunk(&stores, 3), chunk(7), "written in place");
+        let stats = pipe.stats();
+        let record = crate::journal::format::record_bytes(1, CHUNK as u64);
+        assert_eq!(
+            (stats.journal_bytes, stats.in_place_bytes),
+            (record, CHUNK as u64)
+        );
+        let amplification = (record + CHUNK as u64) as f64 / CHUNK as f64;
+        assert_eq!(stats.write_amplification(CHUNK as u32), Some(amplification));
     }
 
     #[test]

@@ -201,6 +201,8 @@ struct Measured {
     result: RowResult,
     /// Operations per sync, where the target batches.
     ops_per_sync: Option<f64>,
+    /// Bytes written to storage per byte written, where the target counts them.
+    write_amplification: Option<f64>,
 }
 
 fn measure_row(
@@ -226,6 +228,7 @@ fn measure_row(
     Ok(Measured {
         result,
         ops_per_sync,
+        write_amplification: target.write_amplification(),
     })
 }
 
@@ -326,7 +329,7 @@ fn report_rows(out: &mut String, spec: RowSpec, by_impl: &[(Implementation, Vec<
     let _ = writeln!(out, "\n{}", spec.workload.label(spec.threads));
     let _ = writeln!(
         out,
-        "  {:<16} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>7}",
+        "  {:<16} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>7}",
         "impl",
         unit,
         "min..max",
@@ -336,6 +339,7 @@ fn report_rows(out: &mut String, spec: RowSpec, by_impl: &[(Implementation, Vec<
         "CPU µs/op",
         "ops/sync",
         "ops/flush",
+        "wr amp",
         "ratio"
     );
     let mut naive_ops = None;
@@ -360,7 +364,7 @@ fn report_rows(out: &mut String, spec: RowSpec, by_impl: &[(Implementation, Vec<
         let us = |q: f64| r.latency_ns.value_at_quantile(q) as f64 / 1000.0;
         let _ = writeln!(
             out,
-            "  {:<16} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>7}",
+            "  {:<16} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>6} {:>7}",
             implementation.name(),
             ops,
             range,
@@ -375,6 +379,9 @@ fn report_rows(out: &mut String, spec: RowSpec, by_impl: &[(Implementation, Vec<
                     .then_some(naive_ops_per_sync(spec.workload)))
             ),
             fmt_opt(per_flush),
+            median
+                .write_amplification
+                .map_or("-".into(), |a| format!("{a:.2}")),
             naive_ops.map_or("-".into(), |n| format!("{:.2}x", ops / n)),
         );
     }

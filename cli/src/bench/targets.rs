@@ -24,6 +24,10 @@ pub trait Target: Sync {
     fn chunks_per_sync(&self) -> Option<f64> {
         None
     }
+    /// Bytes written to storage per byte the caller wrote, where the target counts them.
+    fn write_amplification(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Which implementation a row measures.
@@ -158,5 +162,10 @@ impl Target for Chunkpipe {
     fn chunks_per_sync(&self) -> Option<f64> {
         let stats = self.pipe.pipe().stats();
         (stats.syncs > 0).then(|| stats.chunks as f64 / stats.syncs as f64)
+    }
+
+    fn write_amplification(&self) -> Option<f64> {
+        let pipe = self.pipe.pipe();
+        pipe.stats().write_amplification(pipe.config().chunk_size)
     }
 }
