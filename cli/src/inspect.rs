@@ -109,7 +109,8 @@ fn inspect_journal_file(
     };
     if scan.torn_tail {
         println!(
-            "tail: a torn or damaged record after epoch {} (never acknowledged; recovery stops there)",
+            "tail: a torn or damaged record after epoch {}: recovery stops there (a crash tears only \
+             the last record, which was never acknowledged; anything after it means damage)",
             scan.last_epoch.get()
         );
     } else {

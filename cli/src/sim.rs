@@ -92,6 +92,7 @@ pub fn run(args: &SimArgs) -> Result<(), String> {
             gaps.join(", ")
         ));
     }
+    println!("all {} seeds passed", report.seeds);
     Ok(())
 }
 

@@ -124,6 +124,10 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         {
             self.lock().durable = epoch;
         }
+        // Planted bug, for the simulator's tests only: write in place before the batch is in
+        // the journal, so a crash can leave part of it there with nothing to complete it.
+        #[cfg(chunkpipe_planted = "apply_before_journal")]
+        let result = result.and_then(|()| self.write_in_place(&batch));
         let result = result.and_then(|()| log.append(journal_store, epoch, &batch, header));
         match result {
             Ok(()) => {

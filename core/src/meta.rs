@@ -1,15 +1,7 @@
 //! The metadata record kept beside a store (`<path>.meta` for files): format version, chunk size
 //! and durability mode, written durably when the store is created and checked on every open, so
-//! that reopening with a different configuration is a clear error instead of misread data.
-//!
-//! # Format (version 1)
-//! Plain ASCII lines, so other tools can read it:
-//!
-//! ```text
-//! chunkpipe-meta 1
-//! chunk_size 4096
-//! journal off
-//! ```
+//! that reopening with a different configuration is a clear error instead of misread data. The
+//! format is documented on [`Meta`].
 
 use core::fmt::Write as _;
 
@@ -22,6 +14,18 @@ pub const META_VERSION: u32 = 1;
 pub const META_MAX_BYTES: usize = 64;
 
 /// A metadata record: what a store was created with.
+///
+/// # Format (version 1)
+/// Plain ASCII lines (at most [`META_MAX_BYTES`]), so other tools can read it:
+///
+/// ```text
+/// chunkpipe-meta 1
+/// chunk_size 4096
+/// journal atomic
+/// ```
+///
+/// `journal` is `atomic` or `off`. A record of another version, or one that does not parse, is
+/// [`Error::Mismatch`](crate::Error::Mismatch) on open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Meta {
     /// Bytes per chunk.
