@@ -55,6 +55,8 @@ pub struct SeedReport {
     pub recovery_crashes: u64,
     /// Recoveries that failed on an injected I/O error and were retried.
     pub recovery_errors: u64,
+    /// Checkpoints taken by `checkpoint_step` beside the flusher.
+    pub background_checkpoints: u64,
     /// Recoveries (reopen + check).
     pub recoveries: u64,
     /// Faults fired, indexed by [`Fault::index`].
@@ -87,6 +89,9 @@ struct Scenario {
     sector_size: usize,
     clients: usize,
     plan: FaultPlan,
+    /// `Journal::Atomic`: a checkpointer runs `checkpoint_step` beside the flusher (else the
+    /// flush step takes every checkpoint itself).
+    background_checkpoints: bool,
 }
 
 impl Scenario {
@@ -96,10 +101,10 @@ impl Scenario {
             .journal
             .unwrap_or_else(|| rng.pick(&[Journal::Atomic, Journal::Off]));
         let staging = 2 + rng.below(15) as u32;
-        // Small journals (1 to 4 full-staging records), so full-journal checkpoints are common.
+        // Small journals (halves of 1 to 4 full-staging records), so laps turn over often.
         let full_record = chunkpipe_core::journal::format::record_bytes(u64::from(staging), 4096);
-        let journal_bytes =
-            chunkpipe_core::journal::format::RECORD_AREA_START + full_record * rng.pick(&[1, 2, 4]);
+        let journal_bytes = chunkpipe_core::journal::format::RECORD_AREA_START
+            + 2 * full_record * rng.pick(&[1, 2, 4]);
         let config = Config::new()
             .with_chunk_size(4096)
             .with_initial_chunks(8 + rng.below(25))
@@ -113,6 +118,7 @@ impl Scenario {
             sector_size: rng.pick(&[512, 4096]),
             clients: 1 + rng.below(6) as usize,
             plan: FaultPlan::draw_for_seed(options.profile, &mut rng),
+            background_checkpoints: rng.chance(0.5),
         }
     }
 }
@@ -267,6 +273,8 @@ impl Sim {
         self.model.resize(self.pipe().len_chunks());
         if self.schedule.chance(0.3) {
             self.flush()?;
+        } else if self.scenario.background_checkpoints && self.schedule.chance(0.2) {
+            self.checkpoint()?;
         } else {
             let i = self.schedule.below(self.clients.len() as u64) as usize;
             let pipe = self
@@ -295,6 +303,25 @@ impl Sim {
             Ok(_) => Ok(()),
             Err(Error::Poisoned(_)) => self.model.flush_failed(before, after),
             Err(e) => Err(format!("flush_step failed with {e}, not a poisoning")),
+        }
+    }
+
+    /// One checkpoint step, checked: it never publishes, and a failed one must poison.
+    fn checkpoint(&mut self) -> Result<(), Violation> {
+        let before = self.pipe().durable_epoch();
+        let result = self.pipe().checkpoint_step(self.now);
+        self.trace
+            .record(self.step, format!("checkpoint -> {result:?}"));
+        if self.pipe().durable_epoch() != before {
+            return Err("checkpoint_step changed the durable epoch".into());
+        }
+        match result {
+            Ok(taken) => {
+                self.report.background_checkpoints += u64::from(taken);
+                Ok(())
+            }
+            Err(Error::Poisoned(_)) if self.pipe().poisoned().is_some() => Ok(()),
+            Err(e) => Err(format!("checkpoint_step failed with {e}, not a poisoning")),
         }
     }
 

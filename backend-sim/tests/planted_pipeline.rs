@@ -6,11 +6,16 @@
 //!   modes).
 //! - `apply_before_journal`, `unchecked_payload`: breaking a batch's atomicity (Atomic only):
 //!   caught only because the oracle fails a partly visible batch.
+//! - `reuse_unfreed_half`, `checkpoint_before_apply`: checkpoints that do not cover what they
+//!   claim (Atomic only): appends overwrite records no checkpoint covered, or a checkpoint's
+//!   data sync runs before the batches it covers are written in place.
 #![cfg(any(
     chunkpipe_planted = "publish_before_sync",
     chunkpipe_planted = "release_after_failure",
     chunkpipe_planted = "apply_before_journal",
-    chunkpipe_planted = "unchecked_payload"
+    chunkpipe_planted = "unchecked_payload",
+    chunkpipe_planted = "reuse_unfreed_half",
+    chunkpipe_planted = "checkpoint_before_apply"
 ))]
 
 use chunkpipe_core::Journal;

@@ -81,12 +81,15 @@ fn inspect_journal_file(
     };
     let sb = report.superblock;
     println!(
-        "journal: {}: {} bytes, superblock seq {}, generation {}, checkpoint at epoch {}",
+        "journal: {}: {} bytes, superblock seq {}, checkpoint at epoch {}, records from byte {} \
+         (lap {}, half {})",
         path.display(),
         sb.journal_len,
         sb.seq,
-        sb.generation,
-        sb.checkpoint.get()
+        sb.checkpoint.get(),
+        sb.records_at,
+        sb.lap,
+        sb.lap % 2
     );
     let scan = report.scan;
     let range = if scan.records == 0 {

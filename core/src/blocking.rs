@@ -191,6 +191,37 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
         }
     }
 
+    /// The checkpointer (`Journal::Atomic`): takes due checkpoints beside the flusher (see
+    /// [`Pipe::checkpoint_step`]), so the commit path never waits for a data sync; sleeps on the
+    /// flusher's progress in between, and returns once the pipe is closed.
+    pub fn run_checkpointer(&self) {
+        loop {
+            let token = self.progress.token();
+            let now = self.clock.now();
+            match self.pipe.checkpoint_step(now) {
+                Ok(true) => {
+                    // A closing pipe may have waited for this one.
+                    self.progress.notify_all();
+                    self.work.notify_all();
+                    continue;
+                }
+                Ok(false) => {}
+                Err(_) => self.progress.notify_all(),
+            }
+            if self.pipe.try_close_if_closing().is_ready() {
+                return;
+            }
+            let idle_until = now.saturating_add(self.pipe.config().flush_interval);
+            let deadline = self
+                .pipe
+                .next_checkpoint_at(now)
+                .map_or(idle_until, |at| at.min(idle_until));
+            if deadline > now {
+                self.progress.wait(token, Some(deadline));
+            }
+        }
+    }
+
     /// Poisons the pipe with an internal error and wakes every waiter: for a flusher that can no
     /// longer run (it panicked).
     pub fn fail_stop(&self) {

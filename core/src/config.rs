@@ -58,7 +58,7 @@ pub struct Config {
     /// The durability mode.
     pub journal: Journal,
     /// Size of a journal created by `Journal::Atomic` (default 64 MiB); an existing journal
-    /// keeps its size. Must hold a record of a full staging pool.
+    /// keeps its size. Each of its two halves must hold a record of a full staging pool.
     pub journal_bytes: u64,
 }
 
@@ -163,9 +163,9 @@ impl Config {
                 u64::from(self.staging_chunks),
                 self.chunk_bytes(),
             );
-            if self.journal_bytes < crate::journal::format::RECORD_AREA_START + record {
+            if !crate::journal::format::holds_record(self.journal_bytes, record) {
                 return Err(Error::InvalidInput(
-                    "journal_bytes cannot hold a record of a full staging pool",
+                    "journal_bytes: each half must hold a record of a full staging pool",
                 ));
             }
         }

@@ -67,7 +67,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         };
         report.applied = self.apply_published(&mut flush)?;
         let Some((mut batch, epoch)) = self.seal(now)? else {
-            report.checkpointed = self.checkpoint_if_due(&mut flush, now)?;
+            report.checkpointed = self.checkpoint_if_due(now)?;
             return Ok(report);
         };
         batch.prepare_write();
@@ -90,8 +90,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         Ok(report)
     }
 
-    /// `Journal::Atomic`: appends the batch to the journal (checkpointing first if it does not
-    /// fit) and syncs it; the batch is then durable and its epoch published. It is written in
+    /// `Journal::Atomic`: appends the batch to the journal (moving to the other half first if it
+    /// does not fit) and syncs it; the batch is then durable and its epoch published. It is written in
     /// place at the next step.
     fn commit_to_journal(
         &self,
@@ -115,9 +115,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             .expect("Atomic pipes have a journal store");
         let mut result = Ok(());
         if !log.fits(chunks, self.config.chunk_bytes()) {
-            // Every published batch is already in place (applied at the start of this step).
-            result = log.checkpoint(&self.store, journal_store, self.durable_epoch());
-            self.lock().stats.syncs += 2;
+            result = self.enter_other_half(log);
         }
         // Planted bug, for the simulator's tests only (never in a normal build).
         #[cfg(chunkpipe_planted = "publish_before_sync")]
@@ -139,8 +137,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                 );
                 state.durable = epoch;
                 state.unapplied = true;
-                state.journal_dirty = true;
                 state.last_publish_at = Some(now);
+                state.checkpoints.covering_all = Some(log.covering_all());
                 state.stats.batches += 1;
                 state.stats.chunks += batch.len() as u64;
                 state.stats.syncs += 1;
@@ -157,7 +155,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// `Journal::Atomic`: writes the last published batch in place and releases its staging. A
     /// failure poisons the pipe (the journal still holds the batch; reopening replays it).
     fn apply_published(&self, flush: &mut FlushState<'a>) -> Result<bool, Error> {
-        let Some((batch, _epoch)) = flush.unapplied.take() else {
+        let Some((batch, epoch)) = flush.unapplied.take() else {
             return Ok(false);
         };
         let result = self.write_in_place(&batch);
@@ -170,37 +168,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         match result {
             Ok(()) => {
                 state.stats.in_place_bytes += in_place_bytes;
-                Ok(true)
-            }
-            Err(e) => Err(Error::Poisoned(*state.poison.get_or_insert(e))),
-        }
-    }
-
-    /// `Journal::Atomic`: checkpoints when the journal holds records, nothing waits to be
-    /// written in place, and the pipe is closing or has been idle for `flush_interval`.
-    fn checkpoint_if_due(&self, flush: &mut FlushState<'a>, now: Instant) -> Result<bool, Error> {
-        let (durable, due) = {
-            let state = self.lock();
-            let idle_since = state.last_publish_at.unwrap_or(Instant::ZERO);
-            let idle = now >= idle_since.saturating_add(self.config.flush_interval);
-            (
-                state.durable,
-                state.journal_dirty && !state.unapplied && (state.closing || idle),
-            )
-        };
-        let (Some(log), Some(journal_store)) = (flush.journal.as_mut(), self.journal.as_ref())
-        else {
-            return Ok(false);
-        };
-        if !due {
-            return Ok(false);
-        }
-        let result = log.checkpoint(&self.store, journal_store, durable);
-        let mut state = self.lock();
-        state.stats.syncs += 2;
-        match result {
-            Ok(()) => {
-                state.journal_dirty = false;
+                state.checkpoints.applied = epoch;
                 Ok(true)
             }
             Err(e) => Err(Error::Poisoned(*state.poison.get_or_insert(e))),
@@ -237,7 +205,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             } else {
                 idle_since.saturating_add(self.config.flush_interval)
             };
-            return state.journal_dirty.then_some(checkpoint_at.max(now));
+            let inline = state.closing || !state.checkpoints.in_background;
+            return (state.journal_dirty() && inline).then_some(checkpoint_at.max(now));
         }
         let delay = self.config.max_batch_delay;
         match state.open.seen_at {

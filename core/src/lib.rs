@@ -88,6 +88,7 @@ extern crate alloc;
 extern crate std;
 
 mod blocking;
+mod checkpoint;
 mod config;
 mod epoch;
 mod error;

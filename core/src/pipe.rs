@@ -9,7 +9,9 @@
 use core::task::Poll;
 
 use crate::index::ChunkIndex;
+use crate::journal::CheckpointTarget;
 use crate::journal::JournalLog;
+use crate::journal::format::{self, Superblock};
 use crate::journal::recover::{self, ScanBuffers, ScanReport};
 use crate::staging::{
     self, PlanEntry, Region, SealedBatch, SlotPool, StagingLayout, StagingMemory,
@@ -85,14 +87,35 @@ pub(crate) struct State<'a> {
     pub(crate) writer_blocked: bool,
     /// `Journal::Atomic`: a published batch still waits to be written in place.
     pub(crate) unapplied: bool,
-    /// `Journal::Atomic`: the journal holds records since the last checkpoint.
-    pub(crate) journal_dirty: bool,
     /// When the last batch was published (for the idle checkpoint).
     pub(crate) last_publish_at: Option<Instant>,
+    /// `Journal::Atomic`: what the journal owes a checkpoint.
+    pub(crate) checkpoints: CheckpointState,
     pub(crate) stats: PipeStats,
 }
 
+/// `Journal::Atomic`: where checkpoints stand, for the flush step and `checkpoint_step` alike.
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointState {
+    /// The newest epoch written in place (a checkpoint may cover up to it).
+    pub(crate) applied: Epoch,
+    /// The epoch the durable superblock checkpoints.
+    pub(crate) checkpointed: Epoch,
+    /// The checkpoint that frees the half appends left, until it is taken.
+    pub(crate) half_to_free: Option<CheckpointTarget>,
+    /// The checkpoint covering every record appended so far.
+    pub(crate) covering_all: Option<CheckpointTarget>,
+    /// Idle checkpoints are left to [`Pipe::checkpoint_step`] (someone runs it).
+    pub(crate) in_background: bool,
+}
+
 impl State<'_> {
+    /// The journal holds records no checkpoint covers (never in `Journal::Off`, which has no
+    /// journal position to cover).
+    pub(crate) fn journal_dirty(&self) -> bool {
+        self.checkpoints.covering_all.is_some() && self.durable > self.checkpoints.checkpointed
+    }
+
     /// The newest epoch handed to any write.
     pub(crate) fn issued(&self) -> Epoch {
         if self.open.len > 0 {
@@ -166,6 +189,9 @@ pub struct Pipe<'a, S> {
     pub(crate) state: Mutex<State<'a>>,
     /// Held by the one flush step that may run at a time.
     pub(crate) flushing: Mutex<FlushState<'a>>,
+    /// `Journal::Atomic`: the durable superblock, held by the one checkpoint that may run at a
+    /// time (lock order: `flushing`, then this, then `state`).
+    pub(crate) superblock: Mutex<Option<Superblock>>,
     /// What recovery found when the pipe was opened (`Journal::Atomic`).
     recovery: Option<ScanReport>,
     // Declared last: the regions in `state` point into this memory.
@@ -226,11 +252,17 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             scratch,
             unapplied: None,
         };
-        let recovery = match &journal {
-            Some(journal) => Some(Self::open_journal(&data, journal, &config, &mut flush)?),
-            None => None,
-        };
+        let opened = (journal.as_ref())
+            .map(|journal| Self::open_journal(&data, journal, &config, &mut flush))
+            .transpose()?;
+        let (recovery, superblock) = (opened.map(|o| o.0), opened.map(|o| o.1));
         let durable = recovery.map_or(Epoch::NONE, |r| r.last_epoch);
+        let checkpoints = CheckpointState {
+            applied: durable,
+            checkpointed: durable,
+            covering_all: flush.journal.as_ref().map(JournalLog::covering_all),
+            ..CheckpointState::default()
+        };
         let state = State {
             pool,
             index,
@@ -249,8 +281,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             sync_requested: false,
             writer_blocked: false,
             unapplied: false,
-            journal_dirty: false,
             last_publish_at: None,
+            checkpoints,
             stats: PipeStats::default(),
         };
         Ok(Pipe {
@@ -259,6 +291,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             config,
             state: Mutex::new(state),
             flushing: Mutex::new(flush),
+            superblock: Mutex::new(superblock),
             recovery,
             _memory: memory,
         })
@@ -270,7 +303,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         journal: &S,
         config: &Config,
         flush: &mut FlushState<'a>,
-    ) -> Result<ScanReport, Error> {
+    ) -> Result<(ScanReport, Superblock), Error> {
         let superblock = match JournalLog::read_superblock(journal, config.chunk_size)? {
             Some(superblock) => superblock,
             None => JournalLog::format(
@@ -280,12 +313,19 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                 &mut flush.scratch,
             )?,
         };
+        let full_staging =
+            format::record_bytes(u64::from(config.staging_chunks), config.chunk_bytes());
+        if !format::holds_record(superblock.journal_len, full_staging) {
+            return Err(Error::InvalidInput(
+                "the journal is too small for this config's staging_chunks",
+            ));
+        }
         let mut buffers = ScanBuffers {
             header: &mut flush.header,
             chunk: &mut flush.scratch,
             check_payload: true,
         };
-        let (log, report) = recover::recover(
+        let (log, superblock, report) = recover::recover(
             data,
             journal,
             superblock,
@@ -293,7 +333,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             &mut buffers,
         )?;
         flush.journal = Some(log);
-        Ok(report)
+        Ok((report, superblock))
     }
 
     /// What recovery found when this pipe was opened: records replayed, the last epoch, and
@@ -504,7 +544,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             return Poll::Ready(Err(Error::Poisoned(e)));
         }
         let grow_pending = state.grow.completed < state.grow.requested;
-        let journal_pending = state.unapplied || state.journal_dirty;
+        let journal_pending = state.unapplied || state.journal_dirty();
         if state.issued() <= state.durable && !grow_pending && !journal_pending {
             Poll::Ready(Ok(()))
         } else {

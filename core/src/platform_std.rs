@@ -99,7 +99,7 @@ pub type StdPipe<S> = BlockingPipe<'static, S, StdClock, StdSignal>;
 ///
 /// ```
 /// use chunkpipe_core::{Config, MemStore, ThreadedPipe};
-/// let config = Config::new().with_chunk_size(512).with_initial_chunks(8).with_journal_bytes(1 << 20);
+/// let config = Config::new().with_chunk_size(512).with_initial_chunks(8).with_journal_bytes(2 << 20);
 /// let pipe = ThreadedPipe::start_journaled(MemStore::new(), MemStore::new(), config).unwrap();
 /// let epoch = pipe.write(3, &[7u8; 512]).unwrap();
 /// pipe.wait(epoch).unwrap();
@@ -109,7 +109,32 @@ pub type StdPipe<S> = BlockingPipe<'static, S, StdClock, StdSignal>;
 /// ```
 pub struct ThreadedPipe<S: ChunkStore + Send + Sync + 'static> {
     shared: Arc<StdPipe<S>>,
-    flusher: Option<JoinHandle<()>>,
+    /// The flusher, then (`Journal::Atomic`) the checkpointer.
+    threads: std::vec::Vec<JoinHandle<()>>,
+}
+
+/// Spawns a pipe thread running `body`. A panic in it (a store that panics, or a bug) must not
+/// leave waiters hanging: it poisons the pipe and wakes everyone with the error.
+fn spawn<S: ChunkStore + Send + Sync + 'static>(
+    name: &str,
+    shared: &Arc<StdPipe<S>>,
+    body: fn(&StdPipe<S>),
+) -> Result<JoinHandle<()>, Error> {
+    let shared = Arc::clone(shared);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let run = std::panic::AssertUnwindSafe(|| body(&shared));
+            if std::panic::catch_unwind(run).is_err() {
+                shared.fail_stop();
+            }
+        })
+        .map_err(|_| {
+            Error::Store(crate::StoreError::new(
+                crate::StoreErrorKind::Other,
+                crate::Op::Open,
+            ))
+        })
 }
 
 impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
@@ -131,38 +156,39 @@ impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
         Self::from_pipe(Pipe::with_journal(data, journal, config)?)
     }
 
-    /// Starts the flusher thread of an existing pipe.
+    /// Starts the flusher thread of an existing pipe (and, for `Journal::Atomic`, its
+    /// checkpointer thread).
     ///
     /// # Errors
-    /// An [`Error::Store`] if the thread cannot be spawned.
+    /// An [`Error::Store`] if a thread cannot be spawned.
     pub fn from_pipe(pipe: Pipe<'static, S>) -> Result<Self, Error> {
+        let journaled = pipe.config().journal == crate::Journal::Atomic;
         let shared = Arc::new(BlockingPipe::new(
             pipe,
             StdClock,
             StdSignal::new(),
             StdSignal::new(),
         ));
-        let flusher_side = Arc::clone(&shared);
-        let flusher = std::thread::Builder::new()
-            .name("chunkpipe-flusher".into())
-            .spawn(move || {
-                // A panic in the flusher (a store that panics, or a bug) must not leave waiters
-                // hanging: poison the pipe and wake everyone with the error.
-                let run = std::panic::AssertUnwindSafe(|| flusher_side.run_flusher());
-                if std::panic::catch_unwind(run).is_err() {
-                    flusher_side.fail_stop();
-                }
-            })
-            .map_err(|_| {
-                Error::Store(crate::StoreError::new(
-                    crate::StoreErrorKind::Other,
-                    crate::Op::Open,
-                ))
-            })?;
-        Ok(ThreadedPipe {
+        let flusher = spawn("chunkpipe-flusher", &shared, StdPipe::run_flusher)?;
+        let mut threaded = ThreadedPipe {
             shared,
-            flusher: Some(flusher),
-        })
+            threads: std::vec![flusher],
+        };
+        if journaled {
+            let checkpointer = spawn(
+                "chunkpipe-checkpointer",
+                &threaded.shared,
+                StdPipe::run_checkpointer,
+            );
+            match checkpointer {
+                Ok(thread) => threaded.threads.push(thread),
+                Err(e) => {
+                    let _ = threaded.shut_down();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(threaded)
     }
 
     /// Flushes and syncs everything written, stops the flusher and reports the last error.
@@ -175,10 +201,10 @@ impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
 
     fn shut_down(&mut self) -> Result<(), Error> {
         let result = self.shared.close();
-        if let Some(flusher) = self.flusher.take() {
-            // The flusher returns once close has nothing left to wait for; it never panics by
-            // design, and if it did, the error is already in `result` or lost with the thread.
-            let _ = flusher.join();
+        for thread in self.threads.drain(..) {
+            // Both threads return once close has nothing left to wait for; they never panic by
+            // design, and if one did, the error is already in `result` or lost with the thread.
+            let _ = thread.join();
         }
         result
     }

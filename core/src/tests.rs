@@ -326,7 +326,7 @@ mod atomic {
     use std::sync::Arc;
 
     use super::*;
-    use crate::journal::format::{RECORD_AREA_START, record_bytes};
+    use crate::journal::format::{RECORD_AREA_START, half_range, record_bytes};
 
     type Stores = (Arc<MemStore<'static>>, Arc<MemStore<'static>>);
 
@@ -421,8 +421,10 @@ mod atomic {
         pipe.try_write(1, &chunk(2)).unwrap();
         pipe.flush_step(Instant::ZERO).unwrap();
         drop(pipe);
-        // Flip one payload byte of the second record.
-        let second = RECORD_AREA_START + record_bytes(1, CHUNK as u64);
+        // Flip one payload byte of the second record. The first open formatted the journal
+        // and recovered it, which starts appends in a new lap: at the start of half 1.
+        let (records_at, _) = half_range(atomic_config().journal_bytes, 1);
+        let second = records_at + record_bytes(1, CHUNK as u64);
         stores.1.write_at(second + 512, &[&[0xff]]).unwrap();
         let pipe = open(&stores, atomic_config());
         let report = pipe.recovery().unwrap();
@@ -480,6 +482,64 @@ mod atomic {
             assert_eq!(pipe.read(index, 1).unwrap(), chunk(last), "chunk {index}");
         }
         assert_eq!(pipe.durable_epoch(), Epoch::new(20));
+    }
+
+    #[test]
+    fn checkpoint_steps_free_each_half_so_flush_steps_only_append() {
+        let stores = stores();
+        // Records of this config take 1024 bytes: three fit in each half.
+        let config = atomic_config().with_journal_bytes(RECORD_AREA_START + 6 * 1024);
+        let pipe = open(&stores, config);
+        assert_eq!(
+            pipe.checkpoint_step(Instant::ZERO),
+            Ok(false),
+            "nothing owed yet"
+        );
+        let mut taken = 0;
+        for round in 1..=40u8 {
+            pipe.try_write(u64::from(round % 8), &chunk(round)).unwrap();
+            let syncs = pipe.stats().syncs;
+            pipe.flush_step(Instant::ZERO).unwrap();
+            assert_eq!(
+                pipe.stats().syncs,
+                syncs + 1,
+                "round {round}: the flush step synced the journal once and checkpointed nothing"
+            );
+            taken += u32::from(pipe.checkpoint_step(Instant::ZERO).unwrap());
+        }
+        assert!(taken >= 12, "a checkpoint per half switch: {taken}");
+        drop(pipe);
+        let pipe = open(&stores, config);
+        for index in 0..8u64 {
+            let last = (1..=40u8)
+                .rev()
+                .find(|r| u64::from(r % 8) == index)
+                .unwrap();
+            assert_eq!(pipe.read(index, 1).unwrap(), chunk(last), "chunk {index}");
+        }
+        assert_eq!(pipe.durable_epoch(), Epoch::new(40));
+    }
+
+    #[test]
+    fn without_checkpoint_steps_the_flush_step_checkpoints_when_idle() {
+        let stores = stores();
+        let pipe = open(&stores, atomic_config());
+        pipe.try_write(1, &chunk(3)).unwrap();
+        pipe.flush_step(Instant::ZERO).unwrap();
+        let later = Instant::ZERO.saturating_add(atomic_config().flush_interval);
+        assert_eq!(
+            pipe.next_flush_at(Instant::ZERO),
+            Some(Instant::ZERO),
+            "apply it"
+        );
+        pipe.flush_step(Instant::ZERO).unwrap();
+        assert_eq!(
+            pipe.next_flush_at(Instant::ZERO),
+            Some(later),
+            "then checkpoint when idle"
+        );
+        assert!(pipe.step(later).unwrap().checkpointed);
+        assert_eq!(pipe.next_flush_at(later), None);
     }
 
     #[test]

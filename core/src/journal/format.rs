@@ -6,11 +6,19 @@
 //! |---|---|---|
 //! | 0 | 512 | superblock copy 0 |
 //! | 512 | 512 | superblock copy 1 |
-//! | 1024 | rest | record area: records appended back to back, each padded to 512 bytes |
+//! | 1024 | h | record half 0 |
+//! | 1024 + h | h | record half 1 |
 //!
+//! `h` is half of the space after the superblocks, rounded down to 512 bytes ([`half_range`]).
 //! The whole file is written once (zeros) when it is created, so appends never allocate.
 //!
-//! # Superblock (48 bytes used of 512)
+//! Records are appended back to back in one half, each padded to 512 bytes and never crossing
+//! the half's end. When the next record does not fit, appends move to the start of the other
+//! half — which must hold no record a checkpoint has not covered — and the *lap* goes up by one.
+//! A record carries the lap it was written in, so records left over from earlier laps never
+//! pass for current ones. While appends fill one half, the other is checkpointed.
+//!
+//! # Superblock (56 bytes used of 512)
 //!
 //! | offset | size | field |
 //! |---|---|---|
@@ -18,11 +26,12 @@
 //! | 4 | 2 | format version (1) |
 //! | 6 | 2 | reserved (0) |
 //! | 8 | 8 | sequence number: the copy with the higher valid one is current |
-//! | 16 | 8 | generation of the records in the area |
+//! | 16 | 8 | lap of the first record after the checkpoint |
 //! | 24 | 8 | checkpoint epoch: every batch up to it is durable in the data file |
 //! | 32 | 4 | chunk size |
 //! | 36 | 8 | journal length in bytes |
-//! | 44 | 4 | CRC-32C of bytes 0..44 |
+//! | 44 | 8 | offset where the first record after the checkpoint is (or will be) |
+//! | 52 | 4 | CRC-32C of bytes 0..52 |
 //!
 //! Writes alternate between the copies, so a torn superblock write leaves the other intact.
 //!
@@ -33,7 +42,7 @@
 //! | 0 | 4 | magic `CPJR` |
 //! | 4 | 2 | format version (1) |
 //! | 6 | 2 | reserved (0) |
-//! | 8 | 8 | generation (must match the superblock's) |
+//! | 8 | 8 | lap |
 //! | 16 | 8 | epoch (the first record after a checkpoint has checkpoint epoch + 1, then +1 each) |
 //! | 24 | 4 | chunk count n |
 //! | 28 | 4 | CRC-32C of the payload |
@@ -42,8 +51,13 @@
 //! | … | | zero padding to a multiple of 512 (the header block) |
 //! | header block | n × chunk size | payload: the chunks, in index order |
 //!
-//! A record is valid only if both CRCs match, its generation is the superblock's and its epoch
-//! is the next one expected; recovery stops at the first record that is not.
+//! # Reading it back
+//! Start at the superblock's record offset, expecting its lap and checkpoint epoch + 1. A
+//! record counts only if its magic, version, lap and epoch are the expected ones and both CRCs
+//! match. Where the records of a half end (blank space, another lap or epoch, or no room for
+//! the next record), continue at the start of the other half with the next lap. Stop at the
+//! first record of the expected lap and epoch that fails a check (torn or damaged: nothing
+//! after it is replayed) or where the other half does not continue the sequence.
 
 use crate::{Epoch, Error};
 
@@ -59,6 +73,9 @@ pub const RECORD_ALIGN: u64 = 512;
 const SUPERBLOCK_MAGIC: [u8; 4] = *b"CPJS";
 const RECORD_MAGIC: [u8; 4] = *b"CPJR";
 const RECORD_FIXED_BYTES: usize = 32;
+/// Where the superblock's CRC is, and the bytes it uses.
+pub const SUPERBLOCK_CRC_AT: usize = 52;
+const SUPERBLOCK_USED: usize = SUPERBLOCK_CRC_AT + 4;
 
 /// Slice-by-16 tables (16 KiB, in `.rodata`): the payload checksum is on the commit path, and the
 /// byte-at-a-time table runs at about a quarter of the speed.
@@ -79,19 +96,40 @@ pub fn crc32c(parts: &[&[u8]]) -> u32 {
     digest.finalize()
 }
 
+/// The start and end offsets of record half `half` (0 or 1) of a journal of `journal_len`
+/// bytes.
+pub fn half_range(journal_len: u64, half: usize) -> (u64, u64) {
+    let size = journal_len.saturating_sub(RECORD_AREA_START) / 2 / RECORD_ALIGN * RECORD_ALIGN;
+    let start = RECORD_AREA_START + size * (half as u64 & 1);
+    (start, start + size)
+}
+
+/// Whether each half of a journal of `journal_len` bytes holds a record of `record_bytes`.
+pub fn holds_record(journal_len: u64, record_bytes: u64) -> bool {
+    let (start, end) = half_range(journal_len, 0);
+    end - start >= record_bytes
+}
+
+/// Which half the record offset `at` lies in.
+pub fn half_of(journal_len: u64, at: u64) -> usize {
+    usize::from(at >= half_range(journal_len, 1).0)
+}
+
 /// The current state of a journal, as its superblock records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Superblock {
     /// Which write this is; the higher valid copy wins.
     pub seq: u64,
-    /// Generation of the records in the area.
-    pub generation: u64,
+    /// Lap of the first record after the checkpoint.
+    pub lap: u64,
     /// Every batch up to this epoch is durable in the data file.
     pub checkpoint: Epoch,
     /// Chunk size the journal was created with.
     pub chunk_size: u32,
     /// Journal length in bytes.
     pub journal_len: u64,
+    /// Offset of the first record after the checkpoint.
+    pub records_at: u64,
 }
 
 impl Superblock {
@@ -101,12 +139,13 @@ impl Superblock {
         out[0..4].copy_from_slice(&SUPERBLOCK_MAGIC);
         out[4..6].copy_from_slice(&JOURNAL_VERSION.to_le_bytes());
         out[8..16].copy_from_slice(&self.seq.to_le_bytes());
-        out[16..24].copy_from_slice(&self.generation.to_le_bytes());
+        out[16..24].copy_from_slice(&self.lap.to_le_bytes());
         out[24..32].copy_from_slice(&self.checkpoint.get().to_le_bytes());
         out[32..36].copy_from_slice(&self.chunk_size.to_le_bytes());
         out[36..44].copy_from_slice(&self.journal_len.to_le_bytes());
-        let crc = crc32c(&[&out[..44]]);
-        out[44..48].copy_from_slice(&crc.to_le_bytes());
+        out[44..52].copy_from_slice(&self.records_at.to_le_bytes());
+        let crc = crc32c(&[&out[..SUPERBLOCK_CRC_AT]]);
+        out[SUPERBLOCK_CRC_AT..SUPERBLOCK_USED].copy_from_slice(&crc.to_le_bytes());
         debug_assert_eq!(
             Superblock::decode(out),
             Ok(Some(*self)),
@@ -117,7 +156,7 @@ impl Superblock {
     /// Decodes one copy: `Ok(None)` when it is blank or torn (CRC mismatch), an error when it is
     /// a valid superblock of another format version, or not a chunkpipe journal at all.
     pub fn decode(bytes: &[u8]) -> Result<Option<Superblock>, Error> {
-        if bytes.len() < 48 || bytes[..48].iter().all(|&b| b == 0) {
+        if bytes.len() < SUPERBLOCK_USED || bytes[..SUPERBLOCK_USED].iter().all(|&b| b == 0) {
             return Ok(None);
         }
         if bytes[0..4] != SUPERBLOCK_MAGIC {
@@ -125,7 +164,7 @@ impl Superblock {
                 "the journal file is not a chunkpipe journal",
             ));
         }
-        if crc32c(&[&bytes[..44]]) != u32_at(bytes, 44) {
+        if crc32c(&[&bytes[..SUPERBLOCK_CRC_AT]]) != u32_at(bytes, SUPERBLOCK_CRC_AT) {
             return Ok(None);
         }
         if u16::from_le_bytes([bytes[4], bytes[5]]) != JOURNAL_VERSION {
@@ -133,10 +172,11 @@ impl Superblock {
         }
         Ok(Some(Superblock {
             seq: u64_at(bytes, 8),
-            generation: u64_at(bytes, 16),
+            lap: u64_at(bytes, 16),
             checkpoint: Epoch::new(u64_at(bytes, 24)),
             chunk_size: u32_at(bytes, 32),
             journal_len: u64_at(bytes, 36),
+            records_at: u64_at(bytes, 44),
         }))
     }
 
@@ -149,8 +189,8 @@ impl Superblock {
 /// The fixed part of a record header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHead {
-    /// Generation the record belongs to.
-    pub generation: u64,
+    /// Lap the record was written in.
+    pub lap: u64,
     /// The batch's epoch.
     pub epoch: Epoch,
     /// Chunks in the payload.
@@ -182,7 +222,7 @@ pub fn encode_record_header(
     out.fill(0);
     out[0..4].copy_from_slice(&RECORD_MAGIC);
     out[4..6].copy_from_slice(&JOURNAL_VERSION.to_le_bytes());
-    out[8..16].copy_from_slice(&head.generation.to_le_bytes());
+    out[8..16].copy_from_slice(&head.lap.to_le_bytes());
     out[16..24].copy_from_slice(&head.epoch.get().to_le_bytes());
     out[24..28].copy_from_slice(&head.chunks.to_le_bytes());
     out[28..32].copy_from_slice(&head.payload_crc.to_le_bytes());
@@ -216,7 +256,7 @@ pub fn decode_record_head(bytes: &[u8]) -> Option<RecordHead> {
         return None;
     }
     Some(RecordHead {
-        generation: u64_at(bytes, 8),
+        lap: u64_at(bytes, 8),
         epoch: Epoch::new(u64_at(bytes, 16)),
         chunks: u32_at(bytes, 24),
         payload_crc: u32_at(bytes, 28),
@@ -254,10 +294,11 @@ mod tests {
     fn superblock_round_trips_and_detects_damage() {
         let sb = Superblock {
             seq: 3,
-            generation: 7,
+            lap: 7,
             checkpoint: Epoch::new(99),
             chunk_size: 4096,
             journal_len: 1 << 20,
+            records_at: 5120,
         };
         let mut buf = [0u8; SUPERBLOCK_BYTES as usize];
         sb.encode(&mut buf);
@@ -286,7 +327,7 @@ mod tests {
     #[test]
     fn record_header_round_trips_and_its_crc_covers_the_indexes() {
         let head = RecordHead {
-            generation: 2,
+            lap: 2,
             epoch: Epoch::new(5),
             chunks: 3,
             payload_crc: 0xdead_beef,
@@ -307,6 +348,16 @@ mod tests {
             !header_crc_ok(&block, 3),
             "a damaged index fails the header CRC"
         );
+    }
+
+    #[test]
+    fn the_halves_split_the_record_area_in_aligned_equal_parts() {
+        let len = RECORD_AREA_START + 10 * RECORD_ALIGN + 100;
+        assert_eq!(half_range(len, 0), (1024, 1024 + 5 * 512));
+        assert_eq!(half_range(len, 1), (1024 + 5 * 512, 1024 + 10 * 512));
+        assert_eq!(half_of(len, 1024 + 5 * 512 - 1), 0);
+        assert_eq!(half_of(len, 1024 + 5 * 512), 1);
+        assert_eq!(half_range(100, 1), (1024, 1024), "no room: empty halves");
     }
 
     #[test]

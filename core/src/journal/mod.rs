@@ -2,17 +2,22 @@
 //! durable with one journal sync before it is written in place; a crash leaves each batch
 //! entirely applied or entirely absent.
 //!
-//! - **Commit** (`JournalLog::append`): one vectored append of header + payload, one `sync` of
-//!   the journal. The batch is then durable and its epoch is published; the flusher writes it in
-//!   place at its next step (no data sync per batch).
-//! - **Checkpoint** (`JournalLog::checkpoint`): sync the data file, then write a new superblock
-//!   with the next generation and the checkpoint epoch, and sync it. Records of the old
-//!   generation are never replayed again. Runs when the next record does not fit, when the pipe
-//!   is idle for `flush_interval`, and on close.
-//! - **Recovery** (`recover::recover`): replay, in epoch order, every valid record
-//!   of the current generation after the checkpoint; stop at the first torn or invalid one; sync
-//!   the data file; checkpoint. Replaying again after a crash during recovery gives the same
-//!   result.
+//! - **Commit** (`JournalLog::append`, called by the flush step): one vectored append of
+//!   header + payload, one `sync` of the journal. The batch is then durable and its epoch is
+//!   published; the flusher writes it in place at its next step (no data sync per batch).
+//! - **Two halves.** Records fill one half of the journal while the other is checkpointed. When
+//!   the next record does not fit, appends move to the other half (a new lap) and the half just
+//!   left becomes the next checkpoint's job: `JournalLog::switch_half` returns that target.
+//! - **Checkpoint** (`checkpoint`): sync the data file, then write the superblock naming the
+//!   checkpoint epoch and where the records after it start, and sync it. It runs off the commit
+//!   path in [`Pipe::checkpoint_step`](crate::Pipe::checkpoint_step) (a second thread under
+//!   `std`), so commits continue while the data file syncs. The flush step itself checkpoints
+//!   only on close, when idle without a checkpointer, or when appends need a half that no
+//!   checkpoint has freed yet (the checkpointer fell behind, or there is none).
+//! - **Recovery** (`recover::recover`): replay, in epoch order, every valid record after the
+//!   checkpoint, following the laps from one half to the other; stop at the first torn or
+//!   invalid one; sync the data file; checkpoint with appends starting a new lap. Replaying
+//!   again after a crash during recovery gives the same result.
 //!
 //! The format is in [`format`].
 
@@ -28,11 +33,29 @@ use format::{RECORD_AREA_START, RecordHead, SUPERBLOCK_BYTES, Superblock};
 use crate::staging::SealedBatch;
 use crate::{ChunkStore, Epoch, Error, StoreError};
 
+/// The lap a fresh journal starts with (even: laps alternate halves by parity, lap `l` lives in
+/// half `l % 2`).
+const FIRST_LAP: u64 = 2;
+
+/// A checkpoint to take: every batch up to `epoch` is in the data file, and the records after
+/// it start at `records_at` in lap `lap`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CheckpointTarget {
+    pub(crate) epoch: Epoch,
+    pub(crate) records_at: u64,
+    pub(crate) lap: u64,
+}
+
 /// The flusher's view of the journal: where the next record goes.
 #[derive(Debug)]
 pub(crate) struct JournalLog {
-    superblock: Superblock,
+    journal_len: u64,
     append_at: u64,
+    lap: u64,
+    /// The newest record appended.
+    last_epoch: Epoch,
+    /// The newest record in the other half: appends may enter it once a checkpoint covers it.
+    other_half_last: Epoch,
 }
 
 impl JournalLog {
@@ -54,10 +77,11 @@ impl JournalLog {
         }
         let superblock = Superblock {
             seq: 1,
-            generation: 1,
+            lap: FIRST_LAP,
             checkpoint: Epoch::NONE,
             chunk_size,
             journal_len,
+            records_at: RECORD_AREA_START,
         };
         write_superblock(journal, &superblock)?;
         journal.sync()?;
@@ -102,17 +126,57 @@ impl JournalLog {
         Ok(current)
     }
 
-    /// A journal whose last checkpoint is `superblock` and whose record area is empty.
-    pub(crate) fn after_checkpoint(superblock: Superblock) -> Self {
+    /// Appends continuing where `superblock` (just written by recovery) says the records after
+    /// its checkpoint start; no record in either half is newer than its checkpoint.
+    pub(crate) fn starting_at(superblock: &Superblock) -> Self {
         JournalLog {
-            superblock,
-            append_at: RECORD_AREA_START,
+            journal_len: superblock.journal_len,
+            append_at: superblock.records_at,
+            lap: superblock.lap,
+            last_epoch: superblock.checkpoint,
+            other_half_last: Epoch::NONE,
         }
     }
 
-    /// Whether a record of `chunks` chunks fits behind the current records.
+    /// Whether a record of `chunks` chunks fits in the current half behind its records.
     pub(crate) fn fits(&self, chunks: u64, chunk_size: u64) -> bool {
-        self.append_at + format::record_bytes(chunks, chunk_size) <= self.superblock.journal_len
+        let (_, end) = format::half_range(self.journal_len, (self.lap % 2) as usize);
+        self.append_at + format::record_bytes(chunks, chunk_size) <= end
+    }
+
+    /// The checkpoint that covers every record appended so far: the next record goes where
+    /// appends are now.
+    pub(crate) fn covering_all(&self) -> CheckpointTarget {
+        CheckpointTarget {
+            epoch: self.last_epoch,
+            records_at: self.append_at,
+            lap: self.lap,
+        }
+    }
+
+    /// The newest record in the other half, which a checkpoint must cover before
+    /// [`switch_half`](Self::switch_half).
+    pub(crate) fn other_half_last(&self) -> Epoch {
+        self.other_half_last
+    }
+
+    /// Moves appends to the start of the other half, in the next lap. Returns the checkpoint
+    /// that frees the half just left.
+    pub(crate) fn switch_half(&mut self) -> CheckpointTarget {
+        self.lap += 1;
+        self.other_half_last = self.last_epoch;
+        self.append_at = format::half_range(self.journal_len, (self.lap % 2) as usize).0;
+        self.covering_all()
+    }
+
+    /// The checkpoint that moves appends to the start of the other half, covering every record
+    /// so far (after recovery, or when appends need a half no checkpoint has freed).
+    pub(crate) fn fresh_lap(&self) -> CheckpointTarget {
+        CheckpointTarget {
+            epoch: self.last_epoch,
+            records_at: format::half_range(self.journal_len, ((self.lap + 1) % 2) as usize).0,
+            lap: self.lap + 1,
+        }
     }
 
     /// Appends `batch` (prepared: live entries in chunk order) as the record of `epoch` and
@@ -131,7 +195,7 @@ impl JournalLog {
         }
         let payload_crc = digest.finalize();
         let head = RecordHead {
-            generation: self.superblock.generation,
+            lap: self.lap,
             epoch,
             chunks: live as u32,
             payload_crc,
@@ -142,30 +206,31 @@ impl JournalLog {
         write_record(journal, self.append_at, &header[..header_len], batch)?;
         journal.sync()?;
         self.append_at += format::record_bytes(live as u64, chunk_size);
+        self.last_epoch = epoch;
         Ok(())
     }
+}
 
-    /// Makes everything up to `durable` live in the data file alone: syncs the data file, then
-    /// starts a new generation whose checkpoint is `durable`. The caller has written every
-    /// published batch in place.
-    pub(crate) fn checkpoint<S: ChunkStore>(
-        &mut self,
-        data: &S,
-        journal: &S,
-        durable: Epoch,
-    ) -> Result<(), StoreError> {
-        data.sync()?;
-        let next = Superblock {
-            seq: self.superblock.seq + 1,
-            generation: self.superblock.generation + 1,
-            checkpoint: durable,
-            ..self.superblock
-        };
-        write_superblock(journal, &next)?;
-        journal.sync()?;
-        *self = JournalLog::after_checkpoint(next);
-        Ok(())
-    }
+/// Takes the checkpoint `target`: syncs the data file (every batch up to `target.epoch` was
+/// written in place before this was called), then writes the superblock after `current` and
+/// syncs the journal. Returns the new superblock.
+pub(crate) fn checkpoint<S: ChunkStore>(
+    data: &S,
+    journal: &S,
+    current: &Superblock,
+    target: CheckpointTarget,
+) -> Result<Superblock, StoreError> {
+    data.sync()?;
+    let next = Superblock {
+        seq: current.seq + 1,
+        lap: target.lap,
+        checkpoint: target.epoch,
+        records_at: target.records_at,
+        ..*current
+    };
+    write_superblock(journal, &next)?;
+    journal.sync()?;
+    Ok(next)
 }
 
 /// Writes the header block and the batch's payload at `offset`, in vectored calls of at most

@@ -1,7 +1,7 @@
 //! Reading records back: the scan that recovery (replay) and inspection (report) share.
 
-use super::JournalLog;
-use super::format::{self, RECORD_AREA_START, Superblock};
+use super::format::{self, Superblock};
+use super::{CheckpointTarget, JournalLog};
 use crate::{ChunkStore, Epoch, StoreError};
 
 /// What a scan of the record area found.
@@ -11,8 +11,8 @@ pub struct ScanReport {
     pub records: u64,
     /// Epoch of the last valid record (the checkpoint epoch when there is none).
     pub last_epoch: Epoch,
-    /// Whether the scan stopped at a record of the current generation that was torn or damaged
-    /// (as opposed to the end of the records: blank space or an older generation).
+    /// Whether the scan stopped at a record of the expected lap and epoch that was torn or
+    /// damaged (as opposed to the end of the records: blank space, an older lap or epoch).
     pub torn_tail: bool,
 }
 
@@ -24,29 +24,37 @@ pub(crate) struct ScanBuffers<'b> {
     pub(crate) check_payload: bool,
 }
 
-/// Scans the records of `superblock`'s generation, in epoch order from its checkpoint, and
-/// calls `apply(offset_of_payload, header_block, chunks)` for each valid one. Stops at the first
-/// record that is torn, damaged, of another generation, out of order, larger than `max_chunks`,
-/// or names a chunk at or past `data_chunks`.
+/// Where a scan stopped: the lap it was reading (appends after recovery start the next one).
+pub(crate) struct ScanEnd {
+    lap: u64,
+}
+
+/// Scans the records after `superblock`'s checkpoint, in epoch order, following the laps from
+/// one half to the other, and calls `apply(offset_of_payload, header_block, chunks)` for each
+/// valid one. Stops at the first record that is torn, damaged, out of order, larger than
+/// `max_chunks` or naming a chunk at or past `data_chunks`, or where neither the current half
+/// nor the start of the other continues the sequence.
 pub(crate) fn scan<S: ChunkStore>(
     journal: &S,
     superblock: &Superblock,
     (max_chunks, data_chunks): (u64, u64),
     buffers: &mut ScanBuffers<'_>,
     mut apply: impl FnMut(u64, &[u8], u32, &mut [u8]) -> Result<(), StoreError>,
-) -> Result<ScanReport, StoreError> {
+) -> Result<(ScanReport, ScanEnd), StoreError> {
     let mut report = ScanReport {
         last_epoch: superblock.checkpoint,
         ..ScanReport::default()
     };
-    let mut at = RECORD_AREA_START;
+    let (mut at, mut lap) = (superblock.records_at, superblock.lap);
+    // Whether `at` is the start of a lap reached by moving to the other half.
+    let mut just_moved = false;
     loop {
         let expected = Epoch::new(report.last_epoch.get() + 1);
+        let place = Place { at, lap, expected };
         match read_record(
             journal,
             superblock,
-            at,
-            expected,
+            place,
             (max_chunks, data_chunks),
             buffers,
         )? {
@@ -60,14 +68,29 @@ pub(crate) fn scan<S: ChunkStore>(
                 at += format::record_bytes(u64::from(chunks), buffers.chunk.len() as u64);
                 report.records += 1;
                 report.last_epoch = expected;
+                just_moved = false;
             }
-            Verdict::End => return Ok(report),
+            Verdict::End if !just_moved => {
+                // This lap's records end here; the sequence may go on in the other half.
+                lap += 1;
+                at = format::half_range(superblock.journal_len, (lap % 2) as usize).0;
+                just_moved = true;
+            }
+            Verdict::End => return Ok((report, ScanEnd { lap: lap - 1 })),
             Verdict::Torn => {
                 report.torn_tail = true;
-                return Ok(report);
+                return Ok((report, ScanEnd { lap }));
             }
         }
     }
+}
+
+/// Where the scan expects the next record.
+#[derive(Clone, Copy)]
+struct Place {
+    at: u64,
+    lap: u64,
+    expected: Epoch,
 }
 
 enum Verdict {
@@ -75,22 +98,22 @@ enum Verdict {
         chunks: u32,
         header_len: u64,
     },
-    /// Blank space, another generation or epoch: the records simply end here.
+    /// Blank space, another lap or epoch, no room: the records of this lap end here.
     End,
-    /// A record of this generation and epoch that fails its checks.
+    /// A record of the expected lap and epoch that fails its checks.
     Torn,
 }
 
 fn read_record<S: ChunkStore>(
     journal: &S,
     superblock: &Superblock,
-    at: u64,
-    expected: Epoch,
+    Place { at, lap, expected }: Place,
     (max_chunks, data_chunks): (u64, u64),
     buffers: &mut ScanBuffers<'_>,
 ) -> Result<Verdict, StoreError> {
     let chunk_size = buffers.chunk.len() as u64;
-    if at + format::RECORD_ALIGN > superblock.journal_len {
+    let (half_start, half_end) = format::half_range(superblock.journal_len, (lap % 2) as usize);
+    if at < half_start || at + format::RECORD_ALIGN > half_end {
         return Ok(Verdict::End);
     }
     journal.read_at(
@@ -100,7 +123,7 @@ fn read_record<S: ChunkStore>(
     let Some(head) = format::decode_record_head(buffers.header) else {
         return Ok(Verdict::End);
     };
-    if head.generation != superblock.generation || head.epoch != expected {
+    if head.lap != lap || head.epoch != expected {
         return Ok(Verdict::End);
     }
     let chunks = u64::from(head.chunks);
@@ -108,7 +131,7 @@ fn read_record<S: ChunkStore>(
     let fits = chunks > 0
         && chunks <= max_chunks
         && header_len <= buffers.header.len() as u64
-        && at + format::record_bytes(chunks, chunk_size) <= superblock.journal_len;
+        && at + format::record_bytes(chunks, chunk_size) <= half_end;
     if !fits {
         return Ok(Verdict::Torn);
     }
@@ -140,8 +163,9 @@ fn read_record<S: ChunkStore>(
 }
 
 /// Recovery: replays every valid record after the checkpoint into `data`, in epoch order, then
-/// syncs the data file and checkpoints (a new generation, so nothing is replayed twice across
-/// later crashes). Returns the journal ready for appends and what was
+/// syncs the data file and checkpoints with appends starting a new lap in the other half (so
+/// nothing is replayed twice across later crashes, and no leftover of the scanned laps passes
+/// for a new record). Returns the journal ready for appends, its superblock and what was
 /// found. A crash anywhere in here leaves the journal as it was: recovery runs again the same.
 pub(crate) fn recover<S: ChunkStore>(
     data: &S,
@@ -149,10 +173,10 @@ pub(crate) fn recover<S: ChunkStore>(
     superblock: Superblock,
     max_chunks: u64,
     buffers: &mut ScanBuffers<'_>,
-) -> Result<(JournalLog, ScanReport), StoreError> {
+) -> Result<(JournalLog, Superblock, ScanReport), StoreError> {
     let chunk_size = buffers.chunk.len() as u64;
     let data_chunks = data.len()? / chunk_size;
-    let report = scan(
+    let (report, end) = scan(
         journal,
         &superblock,
         (max_chunks, data_chunks),
@@ -170,11 +194,16 @@ pub(crate) fn recover<S: ChunkStore>(
     )?;
     // Always checkpoint, even with nothing replayed: the superblock just read may sit in the
     // cache without being durable (its sync failed in an earlier process, which dropped the
-    // page), and records of a new generation must never overwrite the area while the durable
-    // superblock still points at the old one. Writing it again and syncing settles that.
-    let mut journal_state = JournalLog::after_checkpoint(superblock);
-    journal_state.checkpoint(data, journal, report.last_epoch)?;
-    Ok((journal_state, report))
+    // page), and records of a new lap must never overwrite a half while the durable superblock
+    // still points into it. Writing it again and syncing settles that.
+    let next_lap = end.lap + 1;
+    let target = CheckpointTarget {
+        epoch: report.last_epoch,
+        records_at: format::half_range(superblock.journal_len, (next_lap % 2) as usize).0,
+        lap: next_lap,
+    };
+    let superblock = super::checkpoint(data, journal, &superblock, target)?;
+    Ok((JournalLog::starting_at(&superblock), superblock, report))
 }
 
 /// What [`inspect_journal`] found.
@@ -212,7 +241,7 @@ pub fn inspect_journal<S: ChunkStore>(
         chunk: &mut chunk,
         check_payload: verify,
     };
-    let scan = scan(
+    let (scan, _) = scan(
         journal,
         &superblock,
         (max_chunks, data_chunks),

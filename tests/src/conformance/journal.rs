@@ -8,9 +8,7 @@
 
 use std::time::Duration;
 
-use chunkpipe_core::journal::format::{
-    self, JOURNAL_VERSION, RECORD_AREA_START, SUPERBLOCK_BYTES, Superblock,
-};
+use chunkpipe_core::journal::format::{self, JOURNAL_VERSION, SUPERBLOCK_BYTES, Superblock};
 use chunkpipe_core::{Config, Epoch, Error, Journal};
 
 use super::{CHUNK, chunk_with, config, value_of};
@@ -48,8 +46,8 @@ fn values<H: Harness>(h: &H) -> (Vec<u64>, TestPipe<H::Store>) {
     (bytes.chunks(CHUNK).map(value_of).collect(), pipe)
 }
 
-/// Where each record of the current generation sits in a journal image: (offset, length,
-/// epoch), read with the layout the format documents.
+/// Where each record after the checkpoint sits in a journal image: (offset, length, epoch),
+/// found by following the laps from half to half as the format documents (headers only).
 fn records(image: &[u8]) -> Vec<(usize, usize, Epoch)> {
     let copy = |n: u64| {
         let at = (n * SUPERBLOCK_BYTES) as usize;
@@ -60,17 +58,30 @@ fn records(image: &[u8]) -> Vec<(usize, usize, Epoch)> {
         .flatten()
         .max_by_key(|s| s.seq)
         .expect("a formatted journal has a valid superblock");
-    let mut found = Vec::new();
-    let mut at = RECORD_AREA_START as usize;
-    while let Some(head) = format::decode_record_head(&image[at..]) {
-        if head.generation != superblock.generation {
-            break;
+    let journal_len = image.len() as u64;
+    let (mut at, mut lap) = (superblock.records_at, superblock.lap);
+    let mut expected = Epoch::new(superblock.checkpoint.get() + 1);
+    let (mut found, mut moved) = (Vec::new(), false);
+    loop {
+        let (_, half_end) = format::half_range(journal_len, (lap % 2) as usize);
+        let head = (at + 512 <= half_end)
+            .then(|| format::decode_record_head(&image[at as usize..]))
+            .flatten()
+            .filter(|head| head.lap == lap && head.epoch == expected);
+        match head {
+            Some(head) => {
+                let len = format::record_bytes(u64::from(head.chunks), CHUNK as u64);
+                found.push((at as usize, len as usize, head.epoch));
+                (at, expected, moved) = (at + len, Epoch::new(expected.get() + 1), false);
+            }
+            None if !moved => {
+                lap += 1;
+                at = format::half_range(journal_len, (lap % 2) as usize).0;
+                moved = true;
+            }
+            None => return found,
         }
-        let len = format::record_bytes(u64::from(head.chunks), CHUNK as u64) as usize;
-        found.push((at, len, head.epoch));
-        at += len;
     }
-    found
 }
 
 /// Writes that were acknowledged through the journal but never reached the data file (its
@@ -166,8 +177,9 @@ pub fn a_journal_of_another_format_version_is_refused<H: Harness>(h: &H) {
             continue;
         }
         block[4..6].copy_from_slice(&(JOURNAL_VERSION + 1).to_le_bytes());
-        let crc = format::crc32c(&[&block[..44]]);
-        block[44..48].copy_from_slice(&crc.to_le_bytes());
+        let crc_at = format::SUPERBLOCK_CRC_AT;
+        let crc = format::crc32c(&[&block[..crc_at]]);
+        block[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
         h.patch_journal(at as u64, &block);
     }
     assert!(matches!(h.open(config(0, 2)), Err(Error::Mismatch(_))));

@@ -1,0 +1,170 @@
+//! `Journal::Atomic` checkpoints: when one is due, which one, and taking it.
+//!
+//! A checkpoint makes the data file alone hold every batch up to some epoch (one data sync),
+//! then records that in the journal's superblock, so the records before it are never replayed
+//! and their half of the journal can take new appends.
+//!
+//! Two kinds of work ask for one:
+//! - **a half to free**: appends moved to the other half ([`JournalLog::switch_half`]); the half
+//!   they left must be covered before appends come back to it. Due as soon as every batch in it
+//!   is written in place.
+//! - **idle or closing**: the pipe has been idle for `flush_interval` (or is closing) with
+//!   records no checkpoint covers; covering them all keeps recovery short.
+//!
+//! [`Pipe::checkpoint_step`] takes due checkpoints off the commit path: under `std` the
+//! `ThreadedPipe` runs it on its own thread, so commits go on while the data file syncs. The
+//! flush step takes one itself only on close, when idle without anyone running
+//! `checkpoint_step`, or when it needs a half that no checkpoint has freed yet.
+
+use crate::journal::{self, CheckpointTarget, JournalLog};
+use crate::pipe::State;
+use crate::{ChunkStore, Error, Instant, Pipe, StoreError};
+
+impl<S: ChunkStore> Pipe<'_, S> {
+    /// `Journal::Atomic`: takes a checkpoint if one is due (see the module docs); returns
+    /// whether it took one. Call it from a second thread or a main loop, beside the flush
+    /// steps: it blocks only in its store calls (one data sync, one superblock write and sync),
+    /// and flush steps go on meanwhile. Calling it once tells the flush step to leave idle
+    /// checkpoints to it. `Journal::Off` pipes have nothing to do here.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] when the pipe is poisoned or the checkpoint failed (which poisons
+    /// it: the journal may no longer be trusted to cover what it must).
+    pub fn checkpoint_step(&self, now: Instant) -> Result<bool, Error> {
+        if self.journal.is_none() {
+            return Ok(false);
+        }
+        {
+            let mut state = self.lock();
+            state.checkpoints.in_background = true;
+            if let Some(e) = state.poison {
+                return Err(Error::Poisoned(e));
+            }
+        }
+        let mut superblock = self.superblock.lock();
+        let Some(target) = self.due_checkpoint(&self.lock(), now, false) else {
+            return Ok(false);
+        };
+        self.take_checkpoint(&mut superblock, target)
+            .map_err(|e| self.poison_with(e))
+    }
+
+    /// When [`checkpoint_step`](Pipe::checkpoint_step) next has work: `Some(now)` or later;
+    /// `None` while nothing is owed (the flush step publishing or applying a batch may change
+    /// that).
+    pub fn next_checkpoint_at(&self, now: Instant) -> Option<Instant> {
+        let state = self.lock();
+        if state.poison.is_some() || self.journal.is_none() {
+            return None;
+        }
+        let owed = &state.checkpoints;
+        if owed.half_to_free.is_some_and(|t| owed.applied >= t.epoch) {
+            return Some(now);
+        }
+        if !state.journal_dirty() || state.unapplied {
+            return None;
+        }
+        Some(self.idle_checkpoint_at(&state).max(now))
+    }
+
+    /// The checkpoint due at `now`, if any. `inline`: asked by the flush step, which leaves
+    /// idle checkpoints to `checkpoint_step` when someone runs it.
+    pub(crate) fn due_checkpoint(
+        &self,
+        state: &State<'_>,
+        now: Instant,
+        inline: bool,
+    ) -> Option<CheckpointTarget> {
+        let owed = &state.checkpoints;
+        if let Some(target) = owed.half_to_free {
+            // (The flush step applies a batch before it appends the next, so a half is always
+            // in place by the time appends leave it; checked all the same.)
+            if owed.applied >= target.epoch && !inline {
+                return Some(target);
+            }
+        }
+        let idle = now >= self.idle_checkpoint_at(state) && !(inline && owed.in_background);
+        let everything_applied = !state.unapplied && owed.applied == state.durable;
+        // Planted bug, for the simulator's tests only: checkpoint a batch not yet in place.
+        let everything_applied =
+            everything_applied || cfg!(chunkpipe_planted = "checkpoint_before_apply");
+        if state.journal_dirty() && everything_applied && (state.closing || idle) {
+            return owed.covering_all;
+        }
+        None
+    }
+
+    fn idle_checkpoint_at(&self, state: &State<'_>) -> Instant {
+        if state.closing {
+            return Instant::ZERO;
+        }
+        let idle_since = state.last_publish_at.unwrap_or(Instant::ZERO);
+        idle_since.saturating_add(self.config.flush_interval)
+    }
+
+    /// Flush step, `Journal::Atomic`: moves appends to the other half because the next record
+    /// does not fit. If no checkpoint has freed that half yet, takes one here first (waiting for
+    /// one in progress), covering every record: every published batch is in place by now.
+    pub(crate) fn enter_other_half(&self, log: &mut JournalLog) -> Result<(), StoreError> {
+        let is_free = || self.lock().checkpoints.checkpointed >= log.other_half_last();
+        // Planted bug, for the simulator's tests only: overwrite a half no checkpoint freed.
+        #[cfg(chunkpipe_planted = "reuse_unfreed_half")]
+        let is_free = || true;
+        if !is_free() {
+            let mut superblock = self.superblock.lock();
+            if !is_free() {
+                self.take_checkpoint(&mut superblock, log.fresh_lap())?;
+            }
+        }
+        let target = log.switch_half();
+        let mut state = self.lock();
+        let owed = &mut state.checkpoints;
+        if owed.checkpointed < target.epoch {
+            owed.half_to_free = Some(target);
+        }
+        owed.covering_all = Some(log.covering_all());
+        Ok(())
+    }
+
+    /// Flush step, `Journal::Atomic`: takes the idle or closing checkpoint if it is due and
+    /// nobody else runs `checkpoint_step`.
+    pub(crate) fn checkpoint_if_due(&self, now: Instant) -> Result<bool, Error> {
+        let mut superblock = self.superblock.lock();
+        let Some(target) = self.due_checkpoint(&self.lock(), now, true) else {
+            return Ok(false);
+        };
+        self.take_checkpoint(&mut superblock, target)
+            .map_err(|e| self.poison_with(e))
+    }
+
+    /// Takes `target` unless a checkpoint at least as new was taken; the caller holds the
+    /// superblock lock, so one checkpoint runs at a time.
+    fn take_checkpoint(
+        &self,
+        superblock: &mut Option<journal::format::Superblock>,
+        target: CheckpointTarget,
+    ) -> Result<bool, StoreError> {
+        let (Some(current), Some(journal)) = (superblock.as_ref(), self.journal.as_ref()) else {
+            return Ok(false);
+        };
+        if current.checkpoint >= target.epoch {
+            return Ok(false);
+        }
+        let result = journal::checkpoint(&self.store, journal, current, target);
+        let mut state = self.lock();
+        state.stats.syncs += 2;
+        let next = result?;
+        *superblock = Some(next);
+        let owed = &mut state.checkpoints;
+        owed.checkpointed = target.epoch;
+        if owed.half_to_free.is_some_and(|t| t.epoch <= target.epoch) {
+            owed.half_to_free = None;
+        }
+        Ok(true)
+    }
+
+    /// Poisons the pipe with `e` (unless already poisoned) and returns the poison error.
+    pub(crate) fn poison_with(&self, e: StoreError) -> Error {
+        Error::Poisoned(*self.lock().poison.get_or_insert(e))
+    }
+}
