@@ -1,10 +1,12 @@
 //! The blocking API: loops over the non-blocking [`Pipe`] calls that wait on a [`Signal`].
 //!
-//! Two event counts connect the threads. `work` wakes the flusher when a write, commit, grow,
+//! Three event counts connect the threads. `work` wakes the flusher when a write, commit, grow,
 //! sync or close gives it something to do. `progress` wakes everyone else when the flusher
 //! publishes an epoch, frees staging, finishes a grow or poisons the pipe (and when a reader
-//! frees staging). Every wait follows the token protocol of [`Signal`], so a wake-up between a
-//! check and a wait is never lost.
+//! frees staging). `checkpoint` wakes the checkpointer (`Journal::Atomic`) when appends leave a
+//! half of the journal, or on close; it does not wake per batch, and it times idle checkpoints
+//! itself. Every wait follows the token protocol of [`Signal`], so a wake-up between a check and
+//! a wait is never lost.
 
 use crate::{ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, Signal, Transaction};
 use core::task::Poll;
@@ -18,16 +20,18 @@ pub struct BlockingPipe<'a, S, C, G> {
     clock: C,
     work: G,
     progress: G,
+    checkpoint: G,
 }
 
 impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
-    /// Wraps `pipe`; `work` and `progress` are two independent signals.
-    pub fn new(pipe: Pipe<'a, S>, clock: C, work: G, progress: G) -> Self {
+    /// Wraps `pipe`; `work`, `progress` and `checkpoint` are three independent signals.
+    pub fn new(pipe: Pipe<'a, S>, clock: C, [work, progress, checkpoint]: [G; 3]) -> Self {
         BlockingPipe {
             pipe,
             clock,
             work,
             progress,
+            checkpoint,
         }
     }
 
@@ -156,7 +160,10 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     pub fn close(&self) -> Result<(), Error> {
         let _ = self.pipe.try_close();
         self.work.notify_all();
-        self.wait_for(|| self.pipe.try_close())
+        self.checkpoint.notify_all();
+        let result = self.wait_for(|| self.pipe.try_close());
+        self.checkpoint.notify_all();
+        result
     }
 
     /// The flusher: runs flush steps as long as there is work, sleeps on `work` otherwise (up to
@@ -170,6 +177,9 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
                 Ok(report) if report.progressed() => {
                     // Wake waiters, and look for the batch that formed meanwhile.
                     self.progress.notify_all();
+                    if report.checkpoint_owed {
+                        self.checkpoint.notify_all();
+                    }
                     continue;
                 }
                 Ok(_) | Err(Error::WouldBlock) => {}
@@ -192,11 +202,12 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     }
 
     /// The checkpointer (`Journal::Atomic`): takes due checkpoints beside the flusher (see
-    /// [`Pipe::checkpoint_step`]), so the commit path never waits for a data sync; sleeps on the
-    /// flusher's progress in between, and returns once the pipe is closed.
+    /// [`Pipe::checkpoint_step`]), so the commit path never waits for a data sync; sleeps on
+    /// `checkpoint` (or until the next idle checkpoint) in between, and returns once the pipe is
+    /// closed.
     pub fn run_checkpointer(&self) {
         loop {
-            let token = self.progress.token();
+            let token = self.checkpoint.token();
             let now = self.clock.now();
             match self.pipe.checkpoint_step(now) {
                 Ok(true) => {
@@ -217,7 +228,7 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
                 .next_checkpoint_at(now)
                 .map_or(idle_until, |at| at.min(idle_until));
             if deadline > now {
-                self.progress.wait(token, Some(deadline));
+                self.checkpoint.wait(token, Some(deadline));
             }
         }
     }

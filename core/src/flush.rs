@@ -27,6 +27,9 @@ pub struct StepReport {
     pub applied: bool,
     /// `Journal::Atomic`: whether it checkpointed the journal.
     pub checkpointed: bool,
+    /// `Journal::Atomic`: whether appends moved to the other half, so a checkpoint is owed for
+    /// the half they left (wake whoever runs [`Pipe::checkpoint_step`]).
+    pub checkpoint_owed: bool,
 }
 
 impl StepReport {
@@ -84,22 +87,24 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                 });
                 self.publish(batch, epoch, result)?;
             }
-            Journal::Atomic => self.commit_to_journal(&mut flush, batch, epoch, now)?,
+            Journal::Atomic => {
+                report.checkpoint_owed = self.commit_to_journal(&mut flush, batch, epoch, now)?;
+            }
         }
         report.published = Some(epoch);
         Ok(report)
     }
 
     /// `Journal::Atomic`: appends the batch to the journal (moving to the other half first if it
-    /// does not fit) and syncs it; the batch is then durable and its epoch published. It is written in
-    /// place at the next step.
+    /// does not fit) and syncs it; the batch is then durable and its epoch published. It is
+    /// written in place at the next step. Returns whether appends moved to the other half.
     fn commit_to_journal(
         &self,
         flush: &mut FlushState<'a>,
         batch: SealedBatch<'a>,
         epoch: Epoch,
         now: Instant,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let chunks = batch.live_len() as u64;
         let FlushState {
             journal, header, ..
@@ -114,7 +119,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             .as_ref()
             .expect("Atomic pipes have a journal store");
         let mut result = Ok(());
-        if !log.fits(chunks, self.config.chunk_bytes()) {
+        let switch = !log.fits(chunks, self.config.chunk_bytes());
+        if switch {
             result = self.enter_other_half(log);
         }
         // Planted bug, for the simulator's tests only (never in a normal build).
@@ -146,7 +152,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                     format::record_bytes(chunks, self.config.chunk_bytes());
                 drop(state);
                 flush.unapplied = Some((batch, epoch));
-                Ok(())
+                Ok(switch)
             }
             Err(e) => Err(self.fail_batch(batch, e)),
         }

@@ -163,12 +163,8 @@ impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
     /// An [`Error::Store`] if a thread cannot be spawned.
     pub fn from_pipe(pipe: Pipe<'static, S>) -> Result<Self, Error> {
         let journaled = pipe.config().journal == crate::Journal::Atomic;
-        let shared = Arc::new(BlockingPipe::new(
-            pipe,
-            StdClock,
-            StdSignal::new(),
-            StdSignal::new(),
-        ));
+        let signals = [StdSignal::new(), StdSignal::new(), StdSignal::new()];
+        let shared = Arc::new(BlockingPipe::new(pipe, StdClock, signals));
         let flusher = spawn("chunkpipe-flusher", &shared, StdPipe::run_flusher)?;
         let mut threaded = ThreadedPipe {
             shared,
