@@ -78,6 +78,14 @@
 //! assert_eq!(pipe.flush_step(Instant::ZERO), Ok(Some(epoch)));
 //! assert_eq!(pipe.durable_epoch(), epoch);
 //! assert_eq!(pipe.read(5, 1).unwrap(), [2; 512]);
+//!
+//! // The next step writes the batch in place. Checkpoints (a data sync that lets the journal
+//! // forget records) can run beside the flush steps — from a second thread or the same loop —
+//! // or be left to the flush steps, which take them when idle for `flush_interval`.
+//! assert_eq!(pipe.flush_step(Instant::ZERO), Ok(None));
+//! let later = Instant::ZERO.saturating_add(config.flush_interval);
+//! assert_eq!(pipe.next_checkpoint_at(later), Some(later));
+//! assert_eq!(pipe.checkpoint_step(later), Ok(true));
 //! ```
 #![no_std]
 #![deny(missing_docs)]
