@@ -35,7 +35,7 @@ use std::path::Path;
 
 pub use chunkpipe_core::{Config, Epoch, Error, Journal, ThreadedPipe};
 use chunkpipe_core::{Op, StoreError};
-use chunkpipe_posix::{BorrowedFd, Platform, store_error};
+use chunkpipe_posix::{BorrowedFd, Platform, SyncReach, store_error};
 use rustix::fs::{FallocateFlags, OFlags};
 use rustix::io::Errno;
 
@@ -59,9 +59,10 @@ pub fn open(path: &Path, config: Config) -> Result<FilePipe, Error> {
 }
 
 impl Platform for Linux {
-    /// `fdatasync(fd)`.
-    fn sync(fd: BorrowedFd<'_>) -> Result<(), StoreError> {
-        rustix::fs::fdatasync(fd).map_err(|e| store_error(Op::Sync, e))
+    /// `fdatasync(fd)` (which flushes the device's cache where it has one).
+    fn sync(fd: BorrowedFd<'_>) -> Result<SyncReach, StoreError> {
+        rustix::fs::fdatasync(fd).map_err(|e| store_error(Op::Sync, e))?;
+        Ok(SyncReach::Device)
     }
 
     /// `fallocate(fd, 0, old_len, new_len - old_len)`; `Ok(false)` where the file system has no

@@ -22,7 +22,7 @@ pub(crate) fn open_locked<P: Platform>(path: &Path) -> Result<OpenedFile, StoreE
     rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive)
         .map_err(|e| store_error(Op::Lock, e))?;
     if created {
-        sync_parent_dir(path)?;
+        sync_parent_dir::<P>(path)?;
     }
     let len = rustix::fs::fstat(&fd)
         .map_err(|e| store_error(Op::Len, e))?
@@ -49,8 +49,9 @@ fn open_or_create<P: Platform>(path: &Path) -> Result<(OwnedFd, bool), StoreErro
     .map_err(|e| store_error(Op::Open, e))
 }
 
-/// `fsync` of the directory holding `path`, so that a newly created file survives a crash.
-pub(crate) fn sync_parent_dir(path: &Path) -> Result<(), StoreError> {
+/// The platform's sync of the directory holding `path`, so that a newly created file survives a
+/// crash.
+pub(crate) fn sync_parent_dir<P: Platform>(path: &Path) -> Result<(), StoreError> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -61,5 +62,5 @@ pub(crate) fn sync_parent_dir(path: &Path) -> Result<(), StoreError> {
         Mode::empty(),
     )
     .map_err(|e| store_error(Op::Open, e))?;
-    rustix::fs::fsync(&dir).map_err(|e| store_error(Op::Sync, e))
+    P::sync(rustix::fd::AsFd::as_fd(&dir)).map(drop)
 }

@@ -31,14 +31,34 @@ pub use meta::meta_path;
 pub use rustix::fd::BorrowedFd;
 pub use store::FileStore;
 
+/// How far a [`Platform::sync`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncReach {
+    /// The writes are on stable storage (the device's volatile cache was flushed).
+    Device,
+    /// The file system refused the platform's full sync and a weaker one ran instead: the
+    /// writes reached the device but may sit in its volatile cache ([`FileStore::weak_syncs`]
+    /// counts these).
+    DeviceCache,
+}
+
 /// What a platform does its own way. Every method gets the open file.
 pub trait Platform: Send + Sync + 'static {
     /// The durability barrier for every write that returned before the call
-    /// (`fdatasync` on Linux, `F_FULLFSYNC` on macOS).
+    /// (`fdatasync` on Linux, `F_FULLFSYNC` on macOS), and how far it got.
     ///
     /// # Errors
     /// The store error, with [`Op::Sync`](chunkpipe_core::Op::Sync).
-    fn sync(fd: BorrowedFd<'_>) -> Result<(), StoreError>;
+    fn sync(fd: BorrowedFd<'_>) -> Result<SyncReach, StoreError>;
+
+    /// The ordering barrier [`ChunkStore::barrier`](chunkpipe_core::ChunkStore::barrier)
+    /// asks for; a full [`sync`](Platform::sync) unless the platform has a cheaper one.
+    ///
+    /// # Errors
+    /// As [`sync`](Platform::sync).
+    fn barrier(fd: BorrowedFd<'_>) -> Result<SyncReach, StoreError> {
+        Self::sync(fd)
+    }
 
     /// Allocates space for bytes `old_len..new_len` where the file system can (the file's length
     /// may grow as a side effect). Returns `Ok(false)` when the file system cannot preallocate,

@@ -8,7 +8,7 @@ use chunkpipe_core::{Capabilities, ChunkStore, Config, Error, Op, StoreError, St
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::io::{IOV_MAX, read_exact_at, write_all_at};
-use crate::{Platform, file, store_error};
+use crate::{Platform, SyncReach, file, store_error};
 
 /// A data file as a [`ChunkStore`], holding an exclusive `flock` for as long as it is open.
 /// `P` supplies what the platform does its own way (sync, preallocation, writeback hint).
@@ -16,6 +16,8 @@ pub struct FileStore<P> {
     fd: OwnedFd,
     /// The file's length. Only `grow` changes it, and the pipe runs one grow at a time.
     len: AtomicU64,
+    /// Syncs that reached only the device's cache ([`SyncReach::DeviceCache`]).
+    weak_syncs: AtomicU64,
     _platform: PhantomData<fn() -> P>,
 }
 
@@ -30,6 +32,7 @@ impl<P: Platform> FileStore<P> {
         Ok(FileStore {
             fd: opened.fd,
             len: AtomicU64::new(opened.len),
+            weak_syncs: AtomicU64::new(0),
             _platform: PhantomData,
         })
     }
@@ -43,13 +46,26 @@ impl<P: Platform> FileStore<P> {
     pub fn open_for(path: &Path, config: &Config) -> Result<Self, Error> {
         config.validate()?;
         let store = Self::open(path)?;
-        crate::meta::check_or_create(path, store.len.load(Ordering::Acquire), config)?;
+        crate::meta::check_or_create::<P>(path, store.len.load(Ordering::Acquire), config)?;
         Ok(store)
     }
 
     /// The file descriptor.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// How many syncs so far reached only the device's volatile cache because the file system
+    /// refused the platform's full sync (macOS: `F_FULLFSYNC` refused, `fsync` used). Non-zero
+    /// means a power loss can lose data this store reported durable: put the file elsewhere.
+    pub fn weak_syncs(&self) -> u64 {
+        self.weak_syncs.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, reach: SyncReach) {
+        if reach == SyncReach::DeviceCache {
+            self.weak_syncs.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn check_bounds(&self, offset: u64, len: usize, op: Op) -> Result<(), StoreError> {
@@ -104,13 +120,17 @@ impl<P: Platform> ChunkStore for FileStore<P> {
             self.zero_fill(old_len, new_len)?;
         }
         rustix::fs::ftruncate(&self.fd, new_len).map_err(|e| store_error(Op::Grow, e))?;
-        P::sync(self.fd())?;
+        self.sync()?;
         self.len.store(new_len, Ordering::Release);
         Ok(())
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        P::sync(self.fd())
+        P::sync(self.fd()).map(|reach| self.count(reach))
+    }
+
+    fn barrier(&self) -> Result<(), StoreError> {
+        P::barrier(self.fd()).map(|reach| self.count(reach))
     }
 
     fn start_writeback(&self, offset: u64, len: u64) -> Result<(), StoreError> {
@@ -123,6 +143,7 @@ impl<P> std::fmt::Debug for FileStore<P> {
         f.debug_struct("FileStore")
             .field("fd", &self.fd)
             .field("len", &self.len.load(Ordering::Relaxed))
+            .field("weak_syncs", &self.weak_syncs.load(Ordering::Relaxed))
             .finish()
     }
 }

@@ -72,6 +72,23 @@ impl<'a> MemStore<'a> {
             }),
         }
     }
+
+    /// A store living in `buf` whose first `len` bytes are its contents already — memory that
+    /// outlived the last pipe over it (retained RAM across a reset, a test reopening a store).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) when `len` exceeds `buf.len()`.
+    pub fn resume(buf: &'a mut [u8], len: usize) -> Result<Self, crate::Error> {
+        if len > buf.len() {
+            return Err(crate::Error::InvalidInput("resume: len exceeds the buffer"));
+        }
+        Ok(MemStore {
+            inner: Mutex::new(MemInner {
+                bytes: Bytes::Borrowed(buf),
+                len,
+            }),
+        })
+    }
 }
 
 #[cfg(feature = "alloc")]

@@ -74,6 +74,19 @@ pub trait ChunkStore {
     /// been dropped from the cache); the caller must not report them durable.
     fn sync(&self) -> Result<(), StoreError>;
 
+    /// An ordering barrier, for the one place the journal allows one: the data file's sync at a
+    /// checkpoint, which is always followed by a `sync` of the journal beside it. Every write
+    /// that returned before this call must be durable no later than anything written after it,
+    /// and durable once a later `sync` of a store **on the same device** returns. The default
+    /// is a full [`sync`](ChunkStore::sync); a store may do less only where the device flush of
+    /// that later sync covers this store too (macOS `F_BARRIERFSYNC`, opt-in).
+    ///
+    /// # Errors
+    /// As [`sync`](ChunkStore::sync).
+    fn barrier(&self) -> Result<(), StoreError> {
+        self.sync()
+    }
+
     /// A hint to start writing `len` bytes at `offset` back to the device. Never a durability
     /// guarantee; the default does nothing.
     ///
@@ -105,6 +118,9 @@ macro_rules! forward_chunk_store {
             }
             fn sync(&self) -> Result<(), StoreError> {
                 (**self).sync()
+            }
+            fn barrier(&self) -> Result<(), StoreError> {
+                (**self).barrier()
             }
             fn start_writeback(&self, offset: u64, len: u64) -> Result<(), StoreError> {
                 (**self).start_writeback(offset, len)

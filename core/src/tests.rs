@@ -320,6 +320,28 @@ fn a_writer_blocked_on_full_staging_ends_the_batch_delay() {
     );
 }
 
+#[test]
+fn staging_memory_follows_the_documented_formula() {
+    for (slots, chunk) in [(1u32, 8u32), (4, 64), (63, 512), (1024, 4096)] {
+        let (s, c) = (slots as usize, chunk as usize);
+        let header = (36 + 8 * s).div_ceil(512) * 512;
+        let formula = s * c + header + c + 3 * s * 16 + (2 * s).next_power_of_two() * 16 + 7;
+        let config = Config::new()
+            .with_chunk_size(chunk)
+            .with_staging_chunks(slots);
+        assert_eq!(config.staging_memory_bytes(), formula, "{slots} × {chunk}");
+    }
+}
+
+#[test]
+fn a_pipe_value_stays_under_a_kibibyte() {
+    let size = core::mem::size_of::<Pipe<'static, MemStore<'static>>>();
+    assert!(
+        size < 1024,
+        "Pipe<MemStore> is {size} bytes; update the Config docs"
+    );
+}
+
 mod atomic {
     //! `Journal::Atomic` on RAM stores: commit, apply, checkpoint, recovery.
 

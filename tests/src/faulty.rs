@@ -93,6 +93,24 @@ impl<S> FaultyStore<S> {
         self.losing_writes.store(true, Ordering::SeqCst);
     }
 
+    /// What happens at a sync or barrier before the store's own: a crash, lost writes, the gate,
+    /// an armed panic or failure.
+    fn before_sync(&self) -> Result<(), StoreError> {
+        self.crashed(Op::Sync)?;
+        if self.losing_writes.load(Ordering::SeqCst) {
+            return Err(StoreError::new(StoreErrorKind::Io, Op::Sync));
+        }
+        self.pass_gate();
+        assert!(
+            !Self::take(&self.faults.panicking_syncs),
+            "FaultyStore: sync armed to panic"
+        );
+        if Self::take(&self.faults.failing_syncs) {
+            return Err(StoreError::new(StoreErrorKind::Io, Op::Sync));
+        }
+        Ok(())
+    }
+
     fn crashed(&self, op: Op) -> Result<(), StoreError> {
         if self.faults.crashed.load(Ordering::SeqCst) {
             return Err(StoreError::new(StoreErrorKind::Io, op));
@@ -181,19 +199,16 @@ impl<S: ChunkStore> ChunkStore for FaultyStore<S> {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        self.crashed(Op::Sync)?;
-        if self.losing_writes.load(Ordering::SeqCst) {
-            return Err(StoreError::new(StoreErrorKind::Io, Op::Sync));
-        }
-        self.pass_gate();
-        assert!(
-            !Self::take(&self.faults.panicking_syncs),
-            "FaultyStore: sync armed to panic"
-        );
-        if Self::take(&self.faults.failing_syncs) {
-            return Err(StoreError::new(StoreErrorKind::Io, Op::Sync));
-        }
+        self.before_sync()?;
         self.inner.sync()?;
+        self.faults.syncs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Faults as a sync (armed failures, the gate, losing writes), then the store's barrier.
+    fn barrier(&self) -> Result<(), StoreError> {
+        self.before_sync()?;
+        self.inner.barrier()?;
         self.faults.syncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }

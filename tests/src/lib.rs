@@ -5,14 +5,20 @@
 //! case. Every pipe is opened over a [`FaultyStore`], so the fault cases run on every backend.
 //!
 //! To run the suite against a new backend, implement [`Harness`] for it (and [`FileHarness`]
-//! if it locks its files) and add a test file like `tests/linux.rs`.
+//! if it locks its files) and add a test file like `tests/mem.rs`. A POSIX backend needs only
+//! its [`Platform`](chunkpipe_posix::Platform): [`PosixFiles`] is the harness over real files
+//! (see `tests/linux.rs`, `tests/macos.rs`).
 #![deny(missing_docs)]
 
 pub mod conformance;
 mod faulty;
+#[cfg(unix)]
+mod files;
 
 use chunkpipe_core::{ChunkStore, Config, Error, Journal, ThreadedPipe};
 pub use faulty::FaultyStore;
+#[cfg(unix)]
+pub use files::PosixFiles;
 
 /// A pipe under test: the backend's stores behind [`FaultyStore`]s, with its flusher running.
 pub type TestPipe<S> = ThreadedPipe<FaultyStore<S>>;
@@ -45,6 +51,29 @@ pub fn start<S: ChunkStore + Send + Sync + 'static>(
             ThreadedPipe::start_journaled(data, journal, config)
         }
     }
+}
+
+/// As [`start`], but in the no-allocator configuration: the pipe's staging is `staging`, lent
+/// through [`StagingMemory::new`](chunkpipe_core::StagingMemory::new), so the core allocates
+/// nothing (the thread running the flusher is the harness's).
+///
+/// # Errors
+/// As [`Pipe::from_parts`](chunkpipe_core::Pipe::from_parts).
+pub fn start_lent<S: ChunkStore + Send + Sync + 'static>(
+    data: S,
+    journal: impl FnOnce() -> Result<S, Error>,
+    config: Config,
+    staging: &'static mut [u8],
+) -> Result<TestPipe<S>, Error> {
+    let data = FaultyStore::new(data);
+    let journal = match config.journal {
+        Journal::Off => None,
+        _ => Some(FaultyStore::beside(journal()?, &data)),
+    };
+    let memory = chunkpipe_core::StagingMemory::new(staging);
+    ThreadedPipe::from_pipe(chunkpipe_core::Pipe::from_parts(
+        data, journal, config, memory,
+    )?)
 }
 
 /// How the suite reaches one backend's storage.

@@ -214,13 +214,16 @@ impl JournalLog {
 /// Takes the checkpoint `target`: syncs the data file (every batch up to `target.epoch` was
 /// written in place before this was called), then writes the superblock after `current` and
 /// syncs the journal. Returns the new superblock.
+///
+/// The data file's sync may be a [`barrier`](ChunkStore::barrier): the superblock only counts
+/// once the journal sync after it returns, and that sync makes the data durable too.
 pub(crate) fn checkpoint<S: ChunkStore>(
     data: &S,
     journal: &S,
     current: &Superblock,
     target: CheckpointTarget,
 ) -> Result<Superblock, StoreError> {
-    data.sync()?;
+    data.barrier()?;
     let next = Superblock {
         seq: current.seq + 1,
         lap: target.lap,

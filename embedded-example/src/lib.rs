@@ -1,0 +1,235 @@
+//! chunkpipe the way an embedded user runs it: `#![no_std]`, no allocator, every buffer lent
+//! by the caller (statics on a microcontroller), and the flush and checkpoint steps called from
+//! the firmware's main loop instead of a thread.
+//!
+//! [`SensorLog`] keeps the last [`SLOTS`] readings of a sensor, one chunk each, crash-atomically
+//! (`Journal::Atomic`): after a reset, every reading [`SensorLog::record`] reported durable is
+//! there, whole. The stores are RAM ([`MemStore`] over lent buffers); a port to flash implements
+//! [`ChunkStore`](chunkpipe_core::ChunkStore) over the flash driver instead and keeps the rest.
+//!
+//! CI builds this crate for `thumbv7em-none-eabihf`; its tests run the same code on the host.
+//!
+//! ```
+//! use chunkpipe_embedded_example::{Buffers, SensorLog};
+//! let mut buffers = Buffers::new();
+//! let (staging, data, journal) = buffers.split();
+//! let log = SensorLog::start(staging, data, journal).unwrap();
+//! for tick in 0..100 {
+//!     log.record(tick, tick as u16 * 3).unwrap();
+//! }
+//! assert_eq!(log.latest(99).unwrap(), Some(297));
+//! log.close().unwrap();
+//! ```
+#![no_std]
+#![deny(missing_docs)]
+
+use core::task::Poll;
+
+use chunkpipe_core::{Config, Epoch, Error, Instant, Journal, MemStore, Pipe, StagingMemory};
+
+/// Bytes per chunk: one reading record.
+pub const CHUNK: usize = 64;
+/// Readings kept (chunks in the data store); reading `tick` lives in chunk `tick % SLOTS`.
+pub const SLOTS: u64 = 32;
+/// Staging slots: writes in flight before `record` has to run a flush step itself.
+pub const STAGING_CHUNKS: u32 = 4;
+/// Journal size: two halves of a few records each.
+pub const JOURNAL_BYTES: usize = 8 * 1024;
+/// Staging memory the config needs ([`Config::staging_memory_bytes`]; checked by a test).
+pub const STAGING_BYTES: usize = 1_159;
+
+/// The pipe's configuration.
+pub fn config() -> Config {
+    Config::new()
+        .with_chunk_size(CHUNK as u32)
+        .with_initial_chunks(SLOTS)
+        .with_staging_chunks(STAGING_CHUNKS)
+        .with_journal(Journal::Atomic)
+        .with_journal_bytes(JOURNAL_BYTES as u64)
+}
+
+/// Every byte the log uses, in one place (a `static mut` or a `.bss` section on a device).
+pub struct Buffers {
+    staging: [u8; STAGING_BYTES],
+    data: [u8; CHUNK * SLOTS as usize],
+    journal: [u8; JOURNAL_BYTES],
+}
+
+impl Buffers {
+    /// Zeroed buffers.
+    pub const fn new() -> Self {
+        Buffers {
+            staging: [0; STAGING_BYTES],
+            data: [0; CHUNK * SLOTS as usize],
+            journal: [0; JOURNAL_BYTES],
+        }
+    }
+
+    /// The three buffers, lent separately.
+    pub fn split(&mut self) -> (&mut [u8], &mut [u8], &mut [u8]) {
+        (&mut self.staging, &mut self.data, &mut self.journal)
+    }
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Stores over lent RAM.
+type Store<'a> = MemStore<'a>;
+
+/// A crash-atomic log of sensor readings over lent memory, driven by its caller.
+pub struct SensorLog<'a> {
+    pipe: Pipe<'a, Store<'a>>,
+    /// The firmware's clock; here one millisecond per `record`.
+    now: core::cell::Cell<Instant>,
+}
+
+impl<'a> SensorLog<'a> {
+    /// Starts a log over fresh (zeroed) stores.
+    ///
+    /// # Errors
+    /// A buffer too small for [`config`].
+    pub fn start(
+        staging: &'a mut [u8],
+        data: &'a mut [u8],
+        journal: &'a mut [u8],
+    ) -> Result<Self, Error> {
+        Self::over(
+            staging,
+            MemStore::in_buffer(data),
+            MemStore::in_buffer(journal),
+        )
+    }
+
+    /// Reopens a log over stores that survived a reset (`data_len`/`journal_len` bytes of them
+    /// are contents): recovery replays what the journal holds.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start); what recovery reports.
+    pub fn resume(
+        staging: &'a mut [u8],
+        (data, data_len): (&'a mut [u8], usize),
+        (journal, journal_len): (&'a mut [u8], usize),
+    ) -> Result<Self, Error> {
+        Self::over(
+            staging,
+            MemStore::resume(data, data_len)?,
+            MemStore::resume(journal, journal_len)?,
+        )
+    }
+
+    fn over(staging: &'a mut [u8], data: Store<'a>, journal: Store<'a>) -> Result<Self, Error> {
+        let pipe = Pipe::from_parts(data, Some(journal), config(), StagingMemory::new(staging))?;
+        Ok(SensorLog {
+            pipe,
+            now: core::cell::Cell::new(Instant::ZERO),
+        })
+    }
+
+    /// One main-loop iteration: records `value` as reading `tick` and runs the pipe's steps
+    /// (a flush step, which makes the batch durable, and a checkpoint step). Returns once the
+    /// reading is durable.
+    ///
+    /// # Errors
+    /// What the pipe reports: a poisoned pipe after a store failure.
+    pub fn record(&self, tick: u32, value: u16) -> Result<Epoch, Error> {
+        let mut chunk = [0u8; CHUNK];
+        chunk[..4].copy_from_slice(&tick.to_le_bytes());
+        chunk[4..6].copy_from_slice(&value.to_le_bytes());
+        let index = u64::from(tick) % SLOTS;
+        let epoch = loop {
+            match self.pipe.try_write(index, &chunk) {
+                Ok(epoch) => break epoch,
+                // Staging full: run a step to free it, as a thread-less caller must.
+                Err(Error::WouldBlock) => self.steps()?,
+                Err(e) => return Err(e),
+            }
+        };
+        while self.pipe.poll_durable(epoch).is_pending() {
+            self.steps()?;
+        }
+        Ok(epoch)
+    }
+
+    /// The value of reading `tick`, if the slot still holds that tick.
+    ///
+    /// # Errors
+    /// As [`Pipe::read_into`].
+    pub fn latest(&self, tick: u32) -> Result<Option<u16>, Error> {
+        let mut chunk = [0u8; CHUNK];
+        self.pipe.read_into(u64::from(tick) % SLOTS, &mut chunk)?;
+        let stored = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        Ok((stored == tick).then(|| u16::from_le_bytes([chunk[4], chunk[5]])))
+    }
+
+    /// Flushes, checkpoints and closes the log.
+    ///
+    /// # Errors
+    /// The error that poisoned the pipe, if any.
+    pub fn close(&self) -> Result<(), Error> {
+        loop {
+            match self.pipe.try_close() {
+                Poll::Ready(result) => return result,
+                Poll::Pending => self.steps()?,
+            }
+        }
+    }
+
+    /// The pipe, for its statistics and durable epoch.
+    pub fn pipe(&self) -> &Pipe<'a, Store<'a>> {
+        &self.pipe
+    }
+
+    fn steps(&self) -> Result<(), Error> {
+        let now = self.now.get();
+        self.pipe.flush_step(now)?;
+        self.pipe.checkpoint_step(now)?;
+        self.now
+            .set(now.saturating_add(core::time::Duration::from_millis(1)));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+
+    #[test]
+    fn the_staging_constant_matches_the_config() {
+        assert_eq!(config().staging_memory_bytes(), STAGING_BYTES);
+    }
+
+    #[test]
+    fn readings_survive_a_reset_whole() {
+        let mut buffers = std::boxed::Box::new(Buffers::new());
+        let (staging, data, journal) = buffers.split();
+        let (data_len, journal_len) = (data.len(), journal.len());
+        {
+            let log = SensorLog::start(staging, data, journal).unwrap();
+            for tick in 0..200u32 {
+                log.record(tick, (tick * 7) as u16).unwrap();
+            }
+            assert!(log.pipe().stats().batches >= 200 / STAGING_CHUNKS as u64);
+            // A reset: the log is dropped without closing; the RAM keeps its contents.
+        }
+        let (staging, data, journal) = buffers.split();
+        let log = SensorLog::resume(staging, (data, data_len), (journal, journal_len)).unwrap();
+        for tick in 200 - SLOTS as u32..200 {
+            assert_eq!(
+                log.latest(tick).unwrap(),
+                Some((tick * 7) as u16),
+                "tick {tick}"
+            );
+        }
+        assert!(
+            log.pipe().durable_epoch() >= Epoch::new(200),
+            "epochs continue"
+        );
+        log.close().unwrap();
+    }
+}
