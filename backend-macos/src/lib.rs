@@ -21,6 +21,8 @@
 //! device as the data file, which `<path>.journal` beside `<path>` normally is.
 //!
 //! ```
+//! # #[cfg(not(target_os = "macos"))] fn main() {} // the crate is empty elsewhere
+//! # #[cfg(target_os = "macos")]
 //! # fn main() -> Result<(), chunkpipe_macos::Error> {
 //! let dir = tempfile::tempdir().unwrap();
 //! let config = chunkpipe_macos::Config::new().with_initial_chunks(16);
