@@ -103,6 +103,8 @@ mod error;
 mod flush;
 mod index;
 pub mod journal;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod mem_store;
 mod meta;
 mod pipe;

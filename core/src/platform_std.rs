@@ -4,73 +4,104 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::sync::{AtomicU32, Condvar, Ordering, StdMutex};
+use crate::sync::{AtomicU64, Condvar, Ordering, StdMutex, StdMutexGuard};
 use crate::{BlockingPipe, ChunkStore, Clock, Config, Error, Instant, Pipe, Signal};
 
 /// A [`Signal`] on a mutex and condvar. `notify_all` costs one atomic increment when nobody
 /// waits, so writers can notify on every write.
-#[derive(Debug, Default)]
+///
+/// The count and the number of sleeping waiters share one atomic word (count in the high 32
+/// bits, waiters in the low 32), so registering as a waiter and advancing the count are
+/// read-modify-writes of the same location: whichever comes second sees the first. A waiter
+/// that registers after a notify sees the new count and does not sleep; a notify after a
+/// registration sees the waiter and wakes it under the lock the waiter holds until it sleeps.
+/// (Two separate atomics would need a store-load fence pairing, which is easy to get wrong and
+/// which loom cannot check.)
+#[derive(Debug)]
 pub struct StdSignal {
-    count: AtomicU32,
-    waiters: AtomicU32,
+    state: AtomicU64,
     lock: StdMutex<()>,
     cond: Condvar,
+}
+
+const ONE_NOTIFY: u64 = 1 << 32;
+const ONE_WAITER: u64 = 1;
+
+fn count_of(state: u64) -> u32 {
+    (state >> 32) as u32
 }
 
 impl StdSignal {
     /// A new signal.
     pub fn new() -> Self {
-        Self::default()
+        StdSignal {
+            state: AtomicU64::new(0),
+            lock: StdMutex::new(()),
+            cond: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> StdMutexGuard<'_, ()> {
+        self.lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sleeps under `guard` until notified or `deadline`; returns the guard.
+    fn sleep<'g>(
+        &self,
+        guard: StdMutexGuard<'g, ()>,
+        deadline: Option<Instant>,
+    ) -> Option<StdMutexGuard<'g, ()>> {
+        let Some(deadline) = deadline else {
+            return Some(
+                (self.cond.wait(guard)).unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+        };
+        let left = deadline.saturating_duration_since(StdClock.now());
+        if left.is_zero() {
+            return None;
+        }
+        let (guard, _) = (self.cond.wait_timeout(guard, left))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(guard)
+    }
+}
+
+impl Default for StdSignal {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 impl Signal for StdSignal {
     fn token(&self) -> u32 {
-        self.count.load(Ordering::SeqCst)
+        count_of(self.state.load(Ordering::SeqCst))
     }
 
     fn wait(&self, token: u32, deadline: Option<Instant>) {
-        // SeqCst pairs with notify_all: either the notifier sees this waiter registered and
-        // takes the lock to wake it, or this waiter sees the new count and does not sleep.
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        let mut guard = self
-            .lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        while self.count.load(Ordering::SeqCst) == token {
-            match deadline {
-                None => {
-                    guard = self
-                        .cond
-                        .wait(guard)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                }
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(StdClock.now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    guard = self
-                        .cond
-                        .wait_timeout(guard, left)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0;
+        let mut guard = self.lock();
+        // Registered while holding the lock: a notifier that sees this waiter must take the
+        // lock to wake it, which it can only do once this thread sleeps (or leaves).
+        let registered = self.state.fetch_add(ONE_WAITER, Ordering::SeqCst);
+        if count_of(registered) == token {
+            while count_of(self.state.load(Ordering::SeqCst)) == token {
+                // `None`: the deadline has passed.
+                match self.sleep(guard, deadline) {
+                    Some(again) => guard = again,
+                    None => break,
                 }
             }
         }
-        drop(guard);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.state.fetch_sub(ONE_WAITER, Ordering::SeqCst);
     }
 
     fn notify_all(&self) {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            // Taking the lock orders this notify after a waiter's check-then-wait.
-            drop(
-                self.lock
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            );
+        let before = self.state.fetch_add(ONE_NOTIFY, Ordering::SeqCst);
+        if before & (ONE_NOTIFY - 1) > 0 {
+            // A waiter registered before this notify: it holds the lock until it sleeps, so
+            // taking the lock here orders the wake-up after its sleep began.
+            drop(self.lock());
             self.cond.notify_all();
         }
     }

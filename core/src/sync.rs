@@ -8,7 +8,7 @@
 //! when it needs a journal half that a running checkpoint is about to free. So a spin lock is
 //! acceptable where there is no OS to sleep on.
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(loom)))]
 mod imp {
     pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
 
@@ -18,7 +18,7 @@ mod imp {
     pub(crate) struct Mutex<T>(std::sync::Mutex<T>);
 
     impl<T> Mutex<T> {
-        pub(crate) const fn new(value: T) -> Self {
+        pub(crate) fn new(value: T) -> Self {
             Mutex(std::sync::Mutex::new(value))
         }
 
@@ -38,7 +38,7 @@ mod imp {
     }
 }
 
-#[cfg(not(feature = "std"))]
+#[cfg(all(not(feature = "std"), not(loom)))]
 mod imp {
     pub(crate) type MutexGuard<'a, T> = spin::MutexGuard<'a, T>;
 
@@ -47,7 +47,7 @@ mod imp {
     pub(crate) struct Mutex<T>(spin::Mutex<T>);
 
     impl<T> Mutex<T> {
-        pub(crate) const fn new(value: T) -> Self {
+        pub(crate) fn new(value: T) -> Self {
             Mutex(spin::Mutex::new(value))
         }
 
@@ -61,10 +61,53 @@ mod imp {
     }
 }
 
+/// Under `--cfg loom` every lock and atomic comes from loom, which explores their interleavings
+/// (`core/src/loom_tests.rs`).
+#[cfg(loom)]
+mod imp {
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    /// `loom::sync::Mutex` with the facade's API.
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            match self.0.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        }
+    }
+
+    impl<T: Default> Default for Mutex<T> {
+        fn default() -> Self {
+            Self::new(T::default())
+        }
+    }
+}
+
 pub(crate) use imp::{Mutex, MutexGuard};
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(loom)))]
 pub(crate) use std::sync::{
-    Condvar, Mutex as StdMutex,
-    atomic::{AtomicU32, Ordering},
+    Condvar, Mutex as StdMutex, MutexGuard as StdMutexGuard,
+    atomic::{AtomicU64, Ordering},
+};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{
+    Condvar, Mutex as StdMutex, MutexGuard as StdMutexGuard,
+    atomic::{AtomicU64, Ordering},
 };

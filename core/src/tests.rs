@@ -575,3 +575,54 @@ mod atomic {
         ));
     }
 }
+
+mod concurrent {
+    //! Real threads over a `ThreadedPipe` (flusher and checkpointer threads included), small
+    //! enough for Miri, which runs these with several scheduling seeds.
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::ThreadedPipe;
+
+    #[test]
+    fn writers_waiters_and_a_reader_share_a_threaded_pipe() {
+        let config = config(4, 2)
+            .with_journal(Journal::Atomic)
+            .with_journal_bytes(crate::journal::format::RECORD_AREA_START + 4096);
+        let pipe = Arc::new(
+            ThreadedPipe::start_journaled(MemStore::new(), MemStore::new(), config).unwrap(),
+        );
+        let writers: Vec<_> = (0..2u8)
+            .map(|w| {
+                let pipe = Arc::clone(&pipe);
+                std::thread::spawn(move || {
+                    for round in 1..=3u8 {
+                        pipe.write_durable(u64::from(w), &chunk(10 * w + round))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let reader = {
+            let pipe = Arc::clone(&pipe);
+            std::thread::spawn(move || {
+                for _ in 0..3 {
+                    for w in 0..2u8 {
+                        let got = pipe.read(u64::from(w), 1).unwrap();
+                        let byte = got[0];
+                        assert!(got.iter().all(|&b| b == byte), "a torn chunk");
+                        assert!(byte == 0 || (byte / 10 == w && byte % 10 <= 3), "{byte}");
+                    }
+                }
+            })
+        };
+        for thread in writers.into_iter().chain([reader]) {
+            thread.join().unwrap();
+        }
+        for w in 0..2u8 {
+            assert_eq!(pipe.read(u64::from(w), 1).unwrap(), chunk(10 * w + 3));
+        }
+        Arc::try_unwrap(pipe).unwrap().close().unwrap();
+    }
+}
