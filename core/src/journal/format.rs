@@ -265,13 +265,21 @@ pub fn decode_record_head(bytes: &[u8]) -> Option<RecordHead> {
 
 /// Checks the header CRC of a header block holding `chunks` indexes.
 pub fn header_crc_ok(block: &[u8], chunks: u32) -> bool {
-    let at = RECORD_FIXED_BYTES + 8 * chunks as usize;
-    block.len() >= at + 4 && crc32c(&[&block[..at]]) == u32_at(block, at)
+    let at = (chunks as usize)
+        .checked_mul(8)
+        .and_then(|n| n.checked_add(RECORD_FIXED_BYTES));
+    match at {
+        Some(at) if block.len() >= at.saturating_add(4) => {
+            crc32c(&[&block[..at]]) == u32_at(block, at)
+        }
+        _ => false,
+    }
 }
 
-/// Chunk index number `i` of a header block.
-pub fn record_index(block: &[u8], i: usize) -> u64 {
-    u64_at(block, RECORD_FIXED_BYTES + 8 * i)
+/// Chunk index number `i` of a header block; `None` past the block's end.
+pub fn record_index(block: &[u8], i: usize) -> Option<u64> {
+    let at = i.checked_mul(8)?.checked_add(RECORD_FIXED_BYTES)?;
+    block.get(at..at.checked_add(8)?).map(|raw| u64_at(raw, 0))
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
@@ -341,7 +349,12 @@ mod tests {
             (0..3)
                 .map(|i| record_index(&block, i))
                 .collect::<std::vec::Vec<_>>(),
-            [10, 11, 40]
+            [Some(10), Some(11), Some(40)]
+        );
+        assert_eq!(
+            record_index(&block[..40], 1),
+            None,
+            "past the end: no index"
         );
         block[40] ^= 1;
         assert!(

@@ -139,8 +139,8 @@ fn read_record<S: ChunkStore>(
     if !rest.is_empty() {
         journal.read_at(at + format::RECORD_ALIGN, &mut [rest])?;
     }
-    let indexes_ok =
-        (0..head.chunks as usize).all(|i| format::record_index(buffers.header, i) < data_chunks);
+    let indexes_ok = (0..head.chunks as usize)
+        .all(|i| format::record_index(buffers.header, i).is_some_and(|index| index < data_chunks));
     if !format::header_crc_ok(buffers.header, head.chunks) || !indexes_ok {
         return Ok(Verdict::Torn);
     }
@@ -184,10 +184,13 @@ pub(crate) fn recover<S: ChunkStore>(
         |payload_at, header, chunks, chunk| {
             for i in 0..u64::from(chunks) {
                 journal.read_at(payload_at + i * chunk_size, &mut [&mut *chunk])?;
-                data.write_at(
-                    format::record_index(header, i as usize) * chunk_size,
-                    &[chunk],
-                )?;
+                // The scan checked every index of a valid record: present and in range.
+                let index = format::record_index(header, i as usize).unwrap_or(u64::MAX);
+                let at = index.checked_mul(chunk_size).ok_or(StoreError::new(
+                    crate::StoreErrorKind::OutOfBounds,
+                    crate::Op::Write,
+                ))?;
+                data.write_at(at, &[chunk])?;
             }
             Ok(())
         },
