@@ -39,7 +39,11 @@ fn image(batches: u8, tear: bool) -> Vec<u8> {
 fn main() {
     let dir = std::path::Path::new("corpus/journal_recovery");
     std::fs::create_dir_all(dir).unwrap();
-    for (name, batches, tear) in [("three", 3, false), ("both_halves", 20, false), ("torn", 5, true)] {
+    for (name, batches, tear) in [
+        ("three", 3, false),
+        ("both_halves", 20, false),
+        ("torn", 5, true),
+    ] {
         std::fs::write(dir.join(format!("seed_{name}")), image(batches, tear)).unwrap();
     }
 }
