@@ -1,11 +1,11 @@
 //! `chunkpipe bench`: the benchmark workloads on a real file, chunkpipe and its peers
 //! interleaved row by row so that the ratios hold on a noisy machine.
 
+mod report;
 mod sys;
 mod targets;
 mod workloads;
 
-use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,8 +32,8 @@ pub struct BenchArgs {
     /// Runs of every row; the table shows the median run (default 3, or 1 with --quick).
     #[arg(long)]
     runs: Option<usize>,
-    /// Workloads to run (w1, w2, w3, w4).
-    #[arg(long, value_delimiter = ',', default_values_t = ["w1", "w2", "w3", "w4"].map(String::from))]
+    /// Workloads to run (w1, w2, w3, w4, w5).
+    #[arg(long, value_delimiter = ',', default_values_t = ["w1", "w2", "w3", "w4", "w5"].map(String::from))]
     workloads: Vec<String>,
     /// Size of each implementation's W2 file in MiB (W2 writes wrap around it).
     #[arg(long, default_value_t = 1024)]
@@ -41,12 +41,19 @@ pub struct BenchArgs {
     /// Size of the W3 file in MiB.
     #[arg(long, default_value_t = 1024)]
     w3_file_mib: u64,
+    /// Print the results as JSON on stdout (progress and notes go to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Draw W1 throughput against thread count for every implementation into this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 const CHUNK_SIZE: usize = 4096;
 const W1_THREADS: [usize; 3] = [1, 4, 16];
 const W3_THREADS: [usize; 2] = [1, 2];
 const W4_THREADS: [usize; 2] = [1, 4];
+const W5_THREADS: usize = 4;
 
 /// One row of the table: a workload at a thread count.
 #[derive(Clone, Copy)]
@@ -71,37 +78,58 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     let measure = Duration::from_secs_f64(args.secs.unwrap_or(if args.quick { 1.0 } else { 5.0 }));
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let warmup = Duration::from_millis(if args.quick { 150 } else { 500 });
-    println!(
+    // With --json, stdout carries the JSON alone.
+    let note = |line: String| {
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    note(format!(
         "chunkpipe bench: {} s per row, {runs} run(s), files in {}",
         measure.as_secs_f64(),
         dir.display()
-    );
+    ));
     if sys::is_tmpfs(&dir) {
-        println!(
+        note(format!(
             "warning: {} is on tmpfs, where fdatasync is free; pass --dir on a real disk",
             dir.display()
-        );
+        ));
     }
-    println!(
+    note(format!(
         "machine: load {:.2}, 4 KiB pwrite+fdatasync p50 {:.0} µs (quiet here: ~125 µs)",
         sys::load_average(),
         probe_sync_us(&dir)?
-    );
+    ));
 
     let specs = plan_rows(&args.workloads);
     let files = Files::prepare(&dir, &specs, (args.w2_file_mib, args.w3_file_mib))?;
-    let report = run_rows(
+    let summaries = run_rows(
         &specs,
         &files,
         runs,
         (warmup, measure),
         &FlushCounter::for_dir(&dir),
     )?;
-    print!("{report}");
-    println!(
-        "peak RSS of the bench process: {:.0} MiB",
-        sys::peak_rss_mib()
-    );
+    if args.json {
+        let json = serde_json::to_string_pretty(&summaries).map_err(|e| e.to_string())?;
+        println!("{json}");
+    } else {
+        for spec in &specs {
+            let label = spec.workload.label(spec.threads);
+            let rows: Vec<_> = summaries
+                .iter()
+                .filter(|s| s.row == label)
+                .cloned()
+                .collect();
+            print!("{}", report::table(&rows));
+        }
+    }
+    if let Some(path) = &args.plot {
+        report::plot_w1(&summaries, path)?;
+        note(format!("W1 plot: {}", path.display()));
+    }
     Ok(())
 }
 
@@ -135,6 +163,12 @@ fn plan_rows(workloads: &[String]) -> Vec<RowSpec> {
             threads,
         }));
     }
+    if wants("w5") {
+        specs.push(RowSpec {
+            workload: Workload::W5,
+            threads: W5_THREADS,
+        });
+    }
     specs
 }
 
@@ -145,7 +179,7 @@ fn run_rows(
     runs: usize,
     windows: (Duration, Duration),
     flushes: &FlushCounter,
-) -> Result<String, String> {
+) -> Result<Vec<report::Summary>, String> {
     let rows: usize = specs
         .iter()
         .map(|s| implementations(s.workload).len())
@@ -155,7 +189,7 @@ fn run_rows(
         ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {msg}")
             .map_err(|e| e.to_string())?,
     );
-    let mut report = String::new();
+    let mut summaries = Vec::new();
     for spec in specs {
         let mut by_impl: Vec<(Implementation, Vec<Measured>)> = implementations(spec.workload)
             .iter()
@@ -181,10 +215,10 @@ fn run_rows(
                 bar.inc(1);
             }
         }
-        report_rows(&mut report, *spec, &by_impl);
+        summaries.extend(report::summarize(spec.workload, spec.threads, &by_impl));
     }
     bar.finish_and_clear();
-    Ok(report)
+    Ok(summaries)
 }
 
 /// The implementations a workload compares. Reads take the same path in both journal modes, so
@@ -199,6 +233,8 @@ fn implementations(workload: Workload) -> &'static [Implementation] {
 /// A row's result with the target's own counters.
 struct Measured {
     result: RowResult,
+    /// Peak RSS of the process during this run (reset before it).
+    peak_rss_mib: f64,
     /// Operations per sync, where the target batches.
     ops_per_sync: Option<f64>,
     /// Bytes written to storage per byte written, where the target counts them.
@@ -213,6 +249,7 @@ fn measure_row(
     flushes: &FlushCounter,
 ) -> Result<Measured, String> {
     let (path, chunks) = files.for_row(implementation, spec.workload);
+    sys::reset_peak_rss();
     let target = implementation.open(&path, CHUNK_SIZE as u32)?;
     let result = workloads::run(
         &*target,
@@ -227,6 +264,7 @@ fn measure_row(
         .map(|chunks| chunks / spec.workload.chunks_per_op().max(1) as f64);
     Ok(Measured {
         result,
+        peak_rss_mib: sys::peak_rss_mib(),
         ops_per_sync,
         write_amplification: target.write_amplification(),
     })
@@ -271,7 +309,9 @@ impl Files {
     fn for_row(&self, implementation: Implementation, workload: Workload) -> (PathBuf, u64) {
         let own = |kind: &str| format!("{kind}-{}.dat", implementation.name().replace('/', "-"));
         match workload {
-            Workload::W1 | Workload::W4 => (self.dir.join(own("small")), SMALL_FILE_CHUNKS),
+            Workload::W1 | Workload::W4 | Workload::W5 => {
+                (self.dir.join(own("small")), SMALL_FILE_CHUNKS)
+            }
             Workload::W2 => (self.dir.join(own("w2")), self.w2_chunks),
             Workload::W3 { .. } => (self.dir.join("w3.dat"), self.w3_chunks),
         }
@@ -320,82 +360,4 @@ fn probe_sync_us(dir: &Path) -> Result<f64, String> {
     samples.sort_unstable();
     let _ = std::fs::remove_file(&path);
     Ok(samples[samples.len() / 2].as_secs_f64() * 1e6)
-}
-
-/// Appends the rows of one spec: each implementation's median run (by throughput), the
-/// min..max over runs, and the ratio to the naive peer.
-fn report_rows(out: &mut String, spec: RowSpec, by_impl: &[(Implementation, Vec<Measured>)]) {
-    let (unit, per_op) = spec.workload.throughput_unit();
-    let _ = writeln!(out, "\n{}", spec.workload.label(spec.threads));
-    let _ = writeln!(
-        out,
-        "  {:<16} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>7}",
-        "impl",
-        unit,
-        "min..max",
-        "p50 µs",
-        "p99 µs",
-        "p999 µs",
-        "CPU µs/op",
-        "ops/sync",
-        "ops/flush",
-        "wr amp",
-        "ratio"
-    );
-    let mut naive_ops = None;
-    for (implementation, runs) in by_impl {
-        let mut sorted: Vec<&Measured> = runs.iter().collect();
-        sorted.sort_by(|a, b| a.result.ops_per_sec().total_cmp(&b.result.ops_per_sec()));
-        let median = sorted[sorted.len() / 2];
-        let r = &median.result;
-        let ops = r.ops_per_sec() * per_op;
-        if *implementation == Implementation::Naive {
-            naive_ops = Some(ops);
-        }
-        let range = format!(
-            "{:.0}..{:.0}",
-            sorted[0].result.ops_per_sec() * per_op,
-            sorted[sorted.len() - 1].result.ops_per_sec() * per_op
-        );
-        let per_flush = r
-            .device_flushes
-            .filter(|&f| f > 0 && spec.workload.writes())
-            .map(|f| r.ops as f64 / f as f64);
-        let us = |q: f64| r.latency_ns.value_at_quantile(q) as f64 / 1000.0;
-        let _ = writeln!(
-            out,
-            "  {:<16} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>6} {:>7}",
-            implementation.name(),
-            ops,
-            range,
-            us(0.5),
-            us(0.99),
-            us(0.999),
-            r.cpu_us as f64 / r.ops.max(1) as f64,
-            fmt_opt(
-                median.ops_per_sync.or(spec
-                    .workload
-                    .writes()
-                    .then_some(naive_ops_per_sync(spec.workload)))
-            ),
-            fmt_opt(per_flush),
-            median
-                .write_amplification
-                .map_or("-".into(), |a| format!("{a:.2}")),
-            naive_ops.map_or("-".into(), |n| format!("{:.2}x", ops / n)),
-        );
-    }
-}
-
-/// Operations per `sync_data` of the naive peer, which syncs once per durable operation except in
-/// W2, where one sync covers a group of writes.
-fn naive_ops_per_sync(workload: Workload) -> f64 {
-    match workload {
-        Workload::W2 => workloads::W2_WRITES_PER_SYNC as f64,
-        _ => 1.0,
-    }
-}
-
-fn fmt_opt(value: Option<f64>) -> String {
-    value.map_or("-".into(), |v| format!("{v:.1}"))
 }

@@ -33,6 +33,12 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
+/// Resets the peak RSS the kernel keeps for this process (`VmHWM`), so the next
+/// [`peak_rss_mib`] covers what runs from here. Best effort: other kernels keep the old peak.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// The 1-minute load average.
 pub fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")

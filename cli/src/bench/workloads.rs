@@ -1,5 +1,5 @@
 //! The workloads (BENCHMARKS.md): W1 durable small writes, W2 bulk writes, W3 hot-cache random
-//! reads, W4 transactions.
+//! reads, W4 transactions, W5 mixed reads and writes.
 
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -17,6 +17,10 @@ pub const W2_CHUNKS_PER_WRITE: u64 = 16;
 pub const W2_WRITES_PER_SYNC: u64 = 256;
 /// Chunks per W4 transaction.
 pub const W4_CHUNKS_PER_TX: usize = 4;
+/// W5: per cent of operations that are reads.
+pub const W5_READ_PERCENT: u64 = 70;
+/// W5: every this many writes, the writer waits for durability.
+pub const W5_WAIT_EVERY: u64 = 8;
 
 /// One row's workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +37,9 @@ pub enum Workload {
     },
     /// Each thread commits a transaction of 4 random chunks and waits until it is durable.
     W4,
+    /// Each thread: 70 % random 1-chunk reads, 30 % 1-chunk writes, waiting for durability on
+    /// every 8th write. Latency columns show reads only.
+    W5,
 }
 
 impl Workload {
@@ -49,6 +56,20 @@ impl Workload {
                     "W4 durable transactions of {W4_CHUNKS_PER_TX} random chunks, {threads} thr"
                 )
             }
+            Workload::W5 => format!(
+                "W5 mixed: {W5_READ_PERCENT} % reads, 1 in {W5_WAIT_EVERY} writes waits, {threads} thr (latency: reads only)"
+            ),
+        }
+    }
+
+    /// Its short name (`w1` … `w5`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Workload::W1 => "w1",
+            Workload::W2 => "w2",
+            Workload::W3 { .. } => "w3",
+            Workload::W4 => "w4",
+            Workload::W5 => "w5",
         }
     }
 
@@ -64,6 +85,7 @@ impl Workload {
             Workload::W2 => W2_CHUNKS_PER_WRITE,
             Workload::W3 { .. } => 0,
             Workload::W4 => W4_CHUNKS_PER_TX as u64,
+            Workload::W5 => 1,
         }
     }
 
@@ -183,10 +205,12 @@ impl Op<'_> {
             if began >= until {
                 break;
             }
-            let durable = self.once(i, &mut rng, &mut buf)?;
+            let Outcome { durable, timed } = self.once(i, &mut rng, &mut buf)?;
             if began >= measure_from {
-                let ns = began.elapsed().as_nanos() as u64;
-                hist.record(ns.max(1)).map_err(|e| e.to_string())?;
+                if timed {
+                    let ns = began.elapsed().as_nanos() as u64;
+                    hist.record(ns.max(1)).map_err(|e| e.to_string())?;
+                }
                 counted += 1;
             }
             // An operation counts once it is durable (W2: when the sync covering it returns),
@@ -197,10 +221,26 @@ impl Op<'_> {
         Ok((ops, hist))
     }
 
-    /// Runs operation `i` and returns how many operations (this one and earlier ones) it made
-    /// durable or completed.
-    fn once(&self, i: u64, rng: &mut u64, buf: &mut [u8]) -> Result<u64, String> {
+    /// Runs operation `i`: how many operations (this one and earlier ones) it made durable or
+    /// completed, and whether its latency belongs in the row's histogram.
+    fn once(&self, i: u64, rng: &mut u64, buf: &mut [u8]) -> Result<Outcome, String> {
         buf[0] = i as u8;
+        let durable = self.durable_ops(i, rng, buf)?;
+        let timed = match self.workload {
+            // W5 reports read latency: op i is a read when its draw says so (see below).
+            Workload::W5 => self.w5_is_read(i),
+            _ => true,
+        };
+        Ok(Outcome { durable, timed })
+    }
+
+    fn w5_is_read(&self, i: u64) -> bool {
+        // A fixed pattern per thread, the same for every implementation.
+        (i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ self.thread) % 100
+            < W5_READ_PERCENT
+    }
+
+    fn durable_ops(&self, i: u64, rng: &mut u64, buf: &mut [u8]) -> Result<u64, String> {
         match self.workload {
             Workload::W1 => {
                 let index = self.thread * W1_CHUNKS_PER_THREAD + i % W1_CHUNKS_PER_THREAD;
@@ -237,8 +277,30 @@ impl Op<'_> {
                     .write_all_durable(&indexes, &buf[..self.chunk_size])?;
                 Ok(1)
             }
+            Workload::W5 => {
+                let index = next_random(rng) % self.file_chunks;
+                if self.w5_is_read(i) {
+                    self.target.read(index, &mut buf[..self.chunk_size])?;
+                    return Ok(1);
+                }
+                self.target.write(index, &buf[..self.chunk_size])?;
+                // Writes count when acknowledged; one in W5_WAIT_EVERY (by op number, the same
+                // for every implementation) also waits for durability.
+                if i % W5_WAIT_EVERY == 0 {
+                    self.target.sync()?;
+                }
+                Ok(1)
+            }
         }
     }
+}
+
+/// What one operation did.
+struct Outcome {
+    /// Operations it made durable or completed.
+    durable: u64,
+    /// Whether its latency goes into the histogram.
+    timed: bool,
 }
 
 /// A xorshift step: cheap, and each thread has its own sequence.

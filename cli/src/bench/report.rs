@@ -1,0 +1,202 @@
+//! The bench's results: one summary per implementation and row, printed as a table, as JSON
+//! (`--json`), or drawn (`--plot`: W1 throughput against threads).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::Measured;
+use super::targets::Implementation;
+use super::workloads::{self, Workload};
+
+/// One implementation's median run of one row, with the ratio to the naive peer.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// The row's label.
+    pub row: String,
+    /// `w1` … `w5`.
+    pub workload: &'static str,
+    /// Threads.
+    pub threads: usize,
+    /// Implementation name.
+    pub implementation: &'static str,
+    /// Throughput unit (`ops/s` or `MB/s`).
+    pub unit: &'static str,
+    /// Median throughput, and the slowest and fastest run.
+    pub throughput: f64,
+    pub throughput_min: f64,
+    pub throughput_max: f64,
+    /// Latency quantiles in µs (W5: reads only).
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    /// Process CPU per operation.
+    pub cpu_us_per_op: f64,
+    /// Operations per sync, where known.
+    pub ops_per_sync: Option<f64>,
+    /// Operations per device flush (Linux diskstats), where readable.
+    pub ops_per_device_flush: Option<f64>,
+    /// Bytes written per byte published, where counted.
+    pub write_amplification: Option<f64>,
+    /// Peak RSS during the row.
+    pub peak_rss_mib: f64,
+    /// Throughput over the naive peer's in the same row.
+    pub ratio_to_naive: Option<f64>,
+}
+
+/// Summarizes one row: each implementation's median run (by throughput).
+pub fn summarize(
+    workload: Workload,
+    threads: usize,
+    by_impl: &[(Implementation, Vec<Measured>)],
+) -> Vec<Summary> {
+    let (unit, per_op) = workload.throughput_unit();
+    let mut naive = None;
+    let mut rows = Vec::new();
+    for (implementation, runs) in by_impl {
+        let mut sorted: Vec<&Measured> = runs.iter().collect();
+        sorted.sort_by(|a, b| a.result.ops_per_sec().total_cmp(&b.result.ops_per_sec()));
+        let median = sorted[sorted.len() / 2];
+        let r = &median.result;
+        let throughput = r.ops_per_sec() * per_op;
+        if *implementation == Implementation::Naive {
+            naive = Some(throughput);
+        }
+        let us = |q: f64| r.latency_ns.value_at_quantile(q) as f64 / 1000.0;
+        let naive_per_sync = (*implementation == Implementation::Naive)
+            .then(|| naive_ops_per_sync(workload))
+            .flatten();
+        rows.push(Summary {
+            row: workload.label(threads),
+            workload: workload.key(),
+            threads,
+            implementation: implementation.name(),
+            unit,
+            throughput,
+            throughput_min: sorted[0].result.ops_per_sec() * per_op,
+            throughput_max: sorted[sorted.len() - 1].result.ops_per_sec() * per_op,
+            p50_us: us(0.5),
+            p99_us: us(0.99),
+            p999_us: us(0.999),
+            cpu_us_per_op: r.cpu_us as f64 / r.ops.max(1) as f64,
+            ops_per_sync: median.ops_per_sync.or(naive_per_sync),
+            ops_per_device_flush: (r.device_flushes)
+                .filter(|&f| f > 0 && workload.writes())
+                .map(|f| r.ops as f64 / f as f64),
+            write_amplification: median.write_amplification,
+            peak_rss_mib: median.peak_rss_mib,
+            ratio_to_naive: naive.map(|n| throughput / n),
+        });
+    }
+    rows
+}
+
+/// Operations per `sync_data` of the naive peer: one per durable operation, except W2 (one
+/// sync covers a group of writes) and W5 (reads and unsynced writes between syncs).
+fn naive_ops_per_sync(workload: Workload) -> Option<f64> {
+    match workload {
+        Workload::W2 => Some(workloads::W2_WRITES_PER_SYNC as f64),
+        Workload::W3 { .. } | Workload::W5 => None,
+        _ => Some(1.0),
+    }
+}
+
+/// The rows of one workload-and-threads row as a table.
+pub fn table(rows: &[Summary]) -> String {
+    let mut out = String::new();
+    let Some(first) = rows.first() else {
+        return out;
+    };
+    let _ = writeln!(out, "\n{}", first.row);
+    let _ = writeln!(
+        out,
+        "  {:<16} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>7} {:>7}",
+        "impl",
+        first.unit,
+        "min..max",
+        "p50 µs",
+        "p99 µs",
+        "p999 µs",
+        "CPU µs/op",
+        "ops/sync",
+        "ops/flush",
+        "wr amp",
+        "RSS MiB",
+        "ratio"
+    );
+    let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>6} {:>7.0} {:>7}",
+            r.implementation,
+            r.throughput,
+            format!("{:.0}..{:.0}", r.throughput_min, r.throughput_max),
+            r.p50_us,
+            r.p99_us,
+            r.p999_us,
+            r.cpu_us_per_op,
+            opt(r.ops_per_sync, 1),
+            opt(r.ops_per_device_flush, 1),
+            opt(r.write_amplification, 2),
+            r.peak_rss_mib,
+            r.ratio_to_naive.map_or("-".into(), |x| format!("{x:.2}x")),
+        );
+    }
+    out
+}
+
+/// Draws W1 throughput against threads, one line per implementation, into an SVG file.
+pub fn plot_w1(rows: &[Summary], path: &Path) -> Result<(), String> {
+    use plotters::prelude::*;
+    let w1: Vec<&Summary> = rows.iter().filter(|r| r.workload == "w1").collect();
+    if w1.is_empty() {
+        return Err("--plot needs the w1 workload".into());
+    }
+    let max_threads = w1.iter().map(|r| r.threads).max().unwrap_or(1) as f64;
+    let max_ops = w1.iter().map(|r| r.throughput).fold(1.0, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("W1 durable 1-chunk writes", ("sans-serif", 24))
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..max_threads + 1.0, 0.0..max_ops)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("threads")
+        .y_desc("durable writes/s")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let mut names: Vec<&str> = w1.iter().map(|r| r.implementation).collect();
+    names.dedup();
+    for (i, name) in names.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let points: Vec<(f64, f64)> = (w1.iter())
+            .filter(|r| r.implementation == *name)
+            .map(|r| (r.threads as f64, r.throughput))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        chart
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, color.filled())),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
