@@ -1,6 +1,8 @@
 //! `chunkpipe bench`: the benchmark workloads on a real file, chunkpipe and its peers
 //! interleaved row by row so that the ratios hold on a noisy machine.
 
+#[cfg(feature = "frozen-core")]
+mod frozen;
 mod report;
 mod sys;
 mod targets;
@@ -223,10 +225,13 @@ fn run_rows(
 
 /// The implementations a workload compares. Reads take the same path in both journal modes, so
 /// W3 measures one of them (and the shared W3 file keeps one mode in its `.meta`).
-fn implementations(workload: Workload) -> &'static [Implementation] {
+fn implementations(workload: Workload) -> Vec<Implementation> {
     match workload {
-        Workload::W3 { .. } => &[Implementation::Naive, Implementation::ChunkpipeOff],
-        _ => &Implementation::ALL,
+        Workload::W3 { .. } => Implementation::all()
+            .into_iter()
+            .filter(|i| *i != Implementation::ChunkpipeAtomic)
+            .collect(),
+        _ => Implementation::all(),
     }
 }
 
@@ -250,7 +255,7 @@ fn measure_row(
 ) -> Result<Measured, String> {
     let (path, chunks) = files.for_row(implementation, spec.workload);
     sys::reset_peak_rss();
-    let target = implementation.open(&path, CHUNK_SIZE as u32)?;
+    let target = implementation.open(&path, CHUNK_SIZE as u32, chunks)?;
     let result = workloads::run(
         &*target,
         spec.workload,
@@ -295,7 +300,7 @@ impl Files {
         };
         let mut prepared = Vec::new();
         for spec in specs {
-            for &implementation in implementations(spec.workload) {
+            for implementation in implementations(spec.workload) {
                 let (path, chunks) = files.for_row(implementation, spec.workload);
                 if !prepared.contains(&path) {
                     write_file_once(&path, chunks)?;

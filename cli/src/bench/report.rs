@@ -43,6 +43,9 @@ pub struct Summary {
     pub peak_rss_mib: f64,
     /// Throughput over the naive peer's in the same row.
     pub ratio_to_naive: Option<f64>,
+    /// Throughput over the best frozen-core flush duration's in the same row (feature
+    /// `frozen-core`).
+    pub ratio_to_frozen_core: Option<f64>,
 }
 
 /// Summarizes one row: each implementation's median run (by throughput).
@@ -53,6 +56,7 @@ pub fn summarize(
 ) -> Vec<Summary> {
     let (unit, per_op) = workload.throughput_unit();
     let mut naive = None;
+    let mut best_frozen: Option<f64> = None;
     let mut rows = Vec::new();
     for (implementation, runs) in by_impl {
         let mut sorted: Vec<&Measured> = runs.iter().collect();
@@ -62,6 +66,9 @@ pub fn summarize(
         let throughput = r.ops_per_sec() * per_op;
         if *implementation == Implementation::Naive {
             naive = Some(throughput);
+        }
+        if implementation.is_frozen_core() {
+            best_frozen = Some(best_frozen.map_or(throughput, |b| b.max(throughput)));
         }
         let us = |q: f64| r.latency_ns.value_at_quantile(q) as f64 / 1000.0;
         let naive_per_sync = (*implementation == Implementation::Naive)
@@ -87,7 +94,11 @@ pub fn summarize(
             write_amplification: median.write_amplification,
             peak_rss_mib: median.peak_rss_mib,
             ratio_to_naive: naive.map(|n| throughput / n),
+            ratio_to_frozen_core: None,
         });
+    }
+    for row in &mut rows {
+        row.ratio_to_frozen_core = best_frozen.map(|b| row.throughput / b);
     }
     rows
 }
@@ -111,7 +122,7 @@ pub fn table(rows: &[Summary]) -> String {
     let _ = writeln!(out, "\n{}", first.row);
     let _ = writeln!(
         out,
-        "  {:<16} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>7} {:>7}",
+        "  {:<17} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>7} {:>7}",
         "impl",
         first.unit,
         "min..max",
@@ -125,11 +136,16 @@ pub fn table(rows: &[Summary]) -> String {
         "RSS MiB",
         "ratio"
     );
+    let frozen = rows.iter().any(|r| r.ratio_to_frozen_core.is_some());
     let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
     for r in rows {
+        let vs_frozen = match r.ratio_to_frozen_core {
+            Some(x) if frozen => format!("  {x:.2}x vs frozen-core"),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "  {:<16} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>6} {:>7.0} {:>7}",
+            "  {:<17} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>6} {:>7.0} {:>7}{}",
             r.implementation,
             r.throughput,
             format!("{:.0}..{:.0}", r.throughput_min, r.throughput_max),
@@ -142,6 +158,7 @@ pub fn table(rows: &[Summary]) -> String {
             opt(r.write_amplification, 2),
             r.peak_rss_mib,
             r.ratio_to_naive.map_or("-".into(), |x| format!("{x:.2}x")),
+            vs_frozen,
         );
     }
     out

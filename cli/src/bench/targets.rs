@@ -39,15 +39,30 @@ pub enum Implementation {
     ChunkpipeOff,
     /// chunkpipe with `Journal::Atomic`.
     ChunkpipeAtomic,
+    /// frozen-core 0.0.20's `FrozenPipe` with `flush_duration` of this many µs (feature
+    /// `frozen-core`).
+    FrozenCore {
+        /// The flush duration in µs: 0, 100 or 1000.
+        flush_us: u32,
+    },
 }
 
+/// The flush durations the frozen-core peer is tried with; the best counts.
+pub const FROZEN_FLUSH_US: [u32; 3] = [0, 100, 1000];
+
 impl Implementation {
-    /// Every implementation, in the order rows interleave them.
-    pub const ALL: [Implementation; 3] = [
-        Implementation::Naive,
-        Implementation::ChunkpipeOff,
-        Implementation::ChunkpipeAtomic,
-    ];
+    /// Every implementation built in, in the order rows interleave them.
+    pub fn all() -> Vec<Implementation> {
+        let mut all = vec![
+            Implementation::Naive,
+            Implementation::ChunkpipeOff,
+            Implementation::ChunkpipeAtomic,
+        ];
+        if cfg!(feature = "frozen-core") {
+            all.extend(FROZEN_FLUSH_US.map(|flush_us| Implementation::FrozenCore { flush_us }));
+        }
+        all
+    }
 
     /// Its name in the table.
     pub fn name(self) -> &'static str {
@@ -55,12 +70,36 @@ impl Implementation {
             Implementation::Naive => "naive",
             Implementation::ChunkpipeOff => "chunkpipe/off",
             Implementation::ChunkpipeAtomic => "chunkpipe/atomic",
+            Implementation::FrozenCore { flush_us: 0 } => "frozen-core/0us",
+            Implementation::FrozenCore { flush_us: 100 } => "frozen-core/100us",
+            Implementation::FrozenCore { .. } => "frozen-core/1ms",
         }
     }
 
-    /// Opens the implementation over the prepared file at `path`.
-    pub fn open(self, path: &Path, chunk_size: u32) -> Result<Box<dyn Target>, String> {
+    /// Whether it is a frozen-core variant.
+    pub fn is_frozen_core(self) -> bool {
+        matches!(self, Implementation::FrozenCore { .. })
+    }
+
+    /// Opens the implementation over the prepared file at `path` (`file_chunks` chunks).
+    pub fn open(
+        self,
+        path: &Path,
+        chunk_size: u32,
+        file_chunks: u64,
+    ) -> Result<Box<dyn Target>, String> {
         let journal = match self {
+            #[cfg(feature = "frozen-core")]
+            Implementation::FrozenCore { flush_us } => {
+                let flush = std::time::Duration::from_micros(u64::from(flush_us));
+                let frozen = super::frozen::Frozen::open(path, chunk_size, file_chunks, flush)?;
+                return Ok(Box::new(frozen));
+            }
+            #[cfg(not(feature = "frozen-core"))]
+            Implementation::FrozenCore { .. } => {
+                let _ = file_chunks;
+                return Err("built without the frozen-core feature".into());
+            }
             Implementation::Naive => {
                 let file = File::options()
                     .read(true)
