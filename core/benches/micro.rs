@@ -3,6 +3,8 @@
 //! record encoding and CRC-32C, and reads from staging and from the store.
 //!
 //! Run: `cargo bench -p chunkpipe-core` (CI runs each once with `-- --test`).
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::sync::Arc;
