@@ -128,6 +128,10 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             print!("{}", report::table(&rows));
         }
     }
+    note(format!(
+        "idle pipe (Journal::Atomic, flusher + checkpointer threads): {:.2} % of a core",
+        idle_cpu_percent(&dir, measure)?
+    ));
     if let Some(path) = &args.plot {
         report::plot_w1(&summaries, path)?;
         note(format!("W1 plot: {}", path.display()));
@@ -342,6 +346,25 @@ fn write_file_once(path: &Path, chunks: u64) -> Result<(), String> {
         left -= n as u64;
     }
     file.sync_all().map_err(|e| e.to_string())
+}
+
+/// CPU the process spends over `window` while a pipe sits idle (after one write and its idle
+/// checkpoint), in per cent of one core. Nothing else runs meanwhile.
+fn idle_cpu_percent(dir: &Path, window: Duration) -> Result<f64, String> {
+    let path = dir.join("idle.dat");
+    let config = chunkpipe_core::Config::new()
+        .with_chunk_size(CHUNK_SIZE as u32)
+        .with_initial_chunks(16);
+    let pipe = chunkpipe_linux::open(&path, config).map_err(|e| e.to_string())?;
+    pipe.write_durable(0, &[1; CHUNK_SIZE])
+        .map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(200));
+    let (cpu_before, began) = (sys::cpu_time_ns(), std::time::Instant::now());
+    std::thread::sleep(window);
+    let cpu = sys::cpu_time_ns().saturating_sub(cpu_before) as f64;
+    let percent = cpu / began.elapsed().as_nanos() as f64 * 100.0;
+    pipe.close().map_err(|e| e.to_string())?;
+    Ok(percent)
 }
 
 /// Median microseconds of 200 × (4 KiB pwrite + fdatasync) in `dir`: is the machine quiet?
