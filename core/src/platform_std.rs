@@ -47,7 +47,8 @@ impl StdSignal {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Sleeps under `guard` until notified or `deadline`; returns the guard.
+    /// Sleeps under `guard` until notified (or spuriously woken, or `deadline` passes) and
+    /// returns the guard; `None` without sleeping once `deadline` has passed.
     fn sleep<'g>(
         &self,
         guard: StdMutexGuard<'g, ()>,
