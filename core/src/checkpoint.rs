@@ -41,12 +41,7 @@ impl<S: ChunkStore> Pipe<'_, S> {
                 return Err(Error::Poisoned(e));
             }
         }
-        let mut superblock = self.superblock.lock();
-        let Some(target) = self.due_checkpoint(&self.lock(), now, false) else {
-            return Ok(false);
-        };
-        self.take_checkpoint(&mut superblock, target)
-            .map_err(|e| self.poison_with(e))
+        self.take_due_checkpoint(now, false)
     }
 
     /// When [`checkpoint_step`](Pipe::checkpoint_step) next has work: `Some(now)` or later;
@@ -94,7 +89,9 @@ impl<S: ChunkStore> Pipe<'_, S> {
         None
     }
 
-    fn idle_checkpoint_at(&self, state: &State<'_>) -> Instant {
+    /// When an idle checkpoint is due: `flush_interval` after the last publish, or at once
+    /// when closing.
+    pub(crate) fn idle_checkpoint_at(&self, state: &State<'_>) -> Instant {
         if state.closing {
             return Instant::ZERO;
         }
@@ -126,11 +123,11 @@ impl<S: ChunkStore> Pipe<'_, S> {
         Ok(())
     }
 
-    /// Flush step, `Journal::Atomic`: takes the idle or closing checkpoint if it is due and
-    /// nobody else runs `checkpoint_step`.
-    pub(crate) fn checkpoint_if_due(&self, now: Instant) -> Result<bool, Error> {
+    /// Takes the checkpoint due at `now` (see [`due_checkpoint`](Self::due_checkpoint) for
+    /// `inline`), if any; a failure poisons the pipe.
+    pub(crate) fn take_due_checkpoint(&self, now: Instant, inline: bool) -> Result<bool, Error> {
         let mut superblock = self.superblock.lock();
-        let Some(target) = self.due_checkpoint(&self.lock(), now, true) else {
+        let Some(target) = self.due_checkpoint(&self.lock(), now, inline) else {
             return Ok(false);
         };
         self.take_checkpoint(&mut superblock, target)

@@ -70,7 +70,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         };
         report.applied = self.apply_published(&mut flush)?;
         let Some((mut batch, epoch)) = self.seal(now)? else {
-            report.checkpointed = self.checkpoint_if_due(now)?;
+            // The idle or closing checkpoint, unless `checkpoint_step` takes those.
+            report.checkpointed = self.take_due_checkpoint(now, true)?;
             return Ok(report);
         };
         batch.prepare_write();
@@ -205,14 +206,9 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             return Some(now);
         }
         if state.open.len == 0 {
-            let idle_since = state.last_publish_at.unwrap_or(Instant::ZERO);
-            let checkpoint_at = if state.closing {
-                now
-            } else {
-                idle_since.saturating_add(self.config.flush_interval)
-            };
+            let checkpoint_at = self.idle_checkpoint_at(&state).max(now);
             let inline = state.closing || !state.checkpoints.in_background;
-            return (state.journal_dirty() && inline).then_some(checkpoint_at.max(now));
+            return (state.journal_dirty() && inline).then_some(checkpoint_at);
         }
         let delay = self.config.max_batch_delay;
         match state.open.seen_at {

@@ -65,12 +65,7 @@ impl<'a> MemStore<'a> {
     /// An empty store living in `buf`; it can grow to `buf.len()` bytes. `buf` is zeroed.
     pub fn in_buffer(buf: &'a mut [u8]) -> Self {
         buf.fill(0);
-        MemStore {
-            inner: Mutex::new(MemInner {
-                bytes: Bytes::Borrowed(buf),
-                len: 0,
-            }),
-        }
+        Self::borrowed(buf, 0)
     }
 
     /// A store living in `buf` whose first `len` bytes are its contents already — memory that
@@ -82,12 +77,16 @@ impl<'a> MemStore<'a> {
         if len > buf.len() {
             return Err(crate::Error::InvalidInput("resume: len exceeds the buffer"));
         }
-        Ok(MemStore {
+        Ok(Self::borrowed(buf, len))
+    }
+
+    fn borrowed(buf: &'a mut [u8], len: usize) -> Self {
+        MemStore {
             inner: Mutex::new(MemInner {
                 bytes: Bytes::Borrowed(buf),
                 len,
             }),
-        })
+        }
     }
 }
 

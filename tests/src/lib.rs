@@ -76,6 +76,17 @@ pub fn start_lent<S: ChunkStore + Send + Sync + 'static>(
     )?)
 }
 
+/// Every byte of `store`, for harnesses that implement [`Harness::journal_image`] over a
+/// [`ChunkStore`].
+///
+/// # Panics
+/// If the store cannot be read.
+pub fn store_image(store: &impl ChunkStore) -> Vec<u8> {
+    let mut image = vec![0; store.len().expect("store length") as usize];
+    store.read_at(0, &mut [&mut image]).expect("store read");
+    image
+}
+
 /// How the suite reaches one backend's storage.
 pub trait Harness {
     /// The backend's store.

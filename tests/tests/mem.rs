@@ -10,7 +10,9 @@
 use std::sync::Arc;
 
 use chunkpipe_core::{ChunkStore, Config, Error, Journal, MemStore};
-use chunkpipe_tests::{Harness, TEST_JOURNAL_BYTES, TestPipe, in_mode, start, start_lent};
+use chunkpipe_tests::{
+    Harness, TEST_JOURNAL_BYTES, TestPipe, in_mode, start, start_lent, store_image,
+};
 
 /// Room for the largest store the suite grows to, for lent stores.
 const DATA_CAPACITY: usize = 4 << 20;
@@ -75,9 +77,7 @@ impl Harness for RamStores {
     }
 
     fn journal_image(&self) -> Vec<u8> {
-        let mut image = vec![0; self.journal.len().unwrap() as usize];
-        self.journal.read_at(0, &mut [&mut image]).unwrap();
-        image
+        store_image(&self.journal)
     }
 
     fn patch_journal(&self, offset: u64, bytes: &[u8]) {

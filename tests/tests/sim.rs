@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chunkpipe_core::{ChunkStore, Config, Error, Journal};
 use chunkpipe_sim::{DATA_FILE, JOURNAL_FILE, SimDisk, SimStore};
-use chunkpipe_tests::{Harness, TestPipe, in_mode, start};
+use chunkpipe_tests::{Harness, TestPipe, in_mode, start, store_image};
 
 struct SimulatedDisk {
     disk: Arc<SimDisk>,
@@ -45,10 +45,7 @@ impl Harness for SimulatedDisk {
     }
 
     fn journal_image(&self) -> Vec<u8> {
-        let store = SimStore::file(Arc::clone(&self.disk), JOURNAL_FILE);
-        let mut image = vec![0; store.len().unwrap() as usize];
-        store.read_at(0, &mut [&mut image]).unwrap();
-        image
+        store_image(&SimStore::file(Arc::clone(&self.disk), JOURNAL_FILE))
     }
 
     fn patch_journal(&self, offset: u64, bytes: &[u8]) {

@@ -222,46 +222,36 @@ impl Op<'_> {
     }
 
     /// Runs operation `i`: how many operations (this one and earlier ones) it made durable or
-    /// completed, and whether its latency belongs in the row's histogram.
+    /// completed, and whether its latency belongs in the row's histogram (W5: reads only).
     fn once(&self, i: u64, rng: &mut u64, buf: &mut [u8]) -> Result<Outcome, String> {
         buf[0] = i as u8;
-        let durable = self.durable_ops(i, rng, buf)?;
-        let timed = match self.workload {
-            // W5 reports read latency: op i is a read when its draw says so (see below).
-            Workload::W5 => self.w5_is_read(i),
-            _ => true,
+        let timed = |durable| {
+            Ok(Outcome {
+                durable,
+                timed: true,
+            })
         };
-        Ok(Outcome { durable, timed })
-    }
-
-    fn w5_is_read(&self, i: u64) -> bool {
-        // A fixed pattern per thread, the same for every implementation.
-        (i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ self.thread) % 100
-            < W5_READ_PERCENT
-    }
-
-    fn durable_ops(&self, i: u64, rng: &mut u64, buf: &mut [u8]) -> Result<u64, String> {
         match self.workload {
             Workload::W1 => {
                 let index = self.thread * W1_CHUNKS_PER_THREAD + i % W1_CHUNKS_PER_THREAD;
                 self.target.write_durable(index, &buf[..self.chunk_size])?;
-                Ok(1)
+                timed(1)
             }
             Workload::W2 => {
                 let index = (i * W2_CHUNKS_PER_WRITE) % self.file_chunks;
                 let bytes = self.chunk_size * W2_CHUNKS_PER_WRITE as usize;
                 self.target.write(index, &buf[..bytes])?;
                 if (i + 1) % W2_WRITES_PER_SYNC != 0 {
-                    return Ok(0);
+                    return timed(0);
                 }
                 self.target.sync()?;
-                Ok(W2_WRITES_PER_SYNC)
+                timed(W2_WRITES_PER_SYNC)
             }
             Workload::W3 { chunks } => {
                 let index = next_random(rng) % (self.file_chunks - chunks + 1);
                 self.target
                     .read(index, &mut buf[..self.chunk_size * chunks as usize])?;
-                Ok(1)
+                timed(1)
             }
             Workload::W4 => {
                 let mut indexes = [0u64; W4_CHUNKS_PER_TX];
@@ -275,13 +265,13 @@ impl Op<'_> {
                 }
                 self.target
                     .write_all_durable(&indexes, &buf[..self.chunk_size])?;
-                Ok(1)
+                timed(1)
             }
             Workload::W5 => {
                 let index = next_random(rng) % self.file_chunks;
                 if self.w5_is_read(i) {
                     self.target.read(index, &mut buf[..self.chunk_size])?;
-                    return Ok(1);
+                    return timed(1);
                 }
                 self.target.write(index, &buf[..self.chunk_size])?;
                 // Writes count when acknowledged; one in W5_WAIT_EVERY (by op number, the same
@@ -289,9 +279,18 @@ impl Op<'_> {
                 if i % W5_WAIT_EVERY == 0 {
                     self.target.sync()?;
                 }
-                Ok(1)
+                Ok(Outcome {
+                    durable: 1,
+                    timed: false,
+                })
             }
         }
+    }
+
+    fn w5_is_read(&self, i: u64) -> bool {
+        // A fixed pattern per thread, the same for every implementation.
+        (i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ self.thread) % 100
+            < W5_READ_PERCENT
     }
 }
 
