@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// Workloads to run (w1, w2, w3, w4, w5).
     #[arg(long, value_delimiter = ',', default_values_t = ["w1", "w2", "w3", "w4", "w5"].map(String::from))]
     workloads: Vec<String>,
+    /// Implementations to run, by their names in the table (e.g. `naive,chunkpipe/atomic`);
+    /// default: all built in.
+    #[arg(long, value_delimiter = ',')]
+    impls: Vec<String>,
     /// Size of each implementation's W2 file in MiB (W2 writes wrap around it).
     #[arg(long, default_value_t = 1024)]
     w2_file_mib: u64,
@@ -66,6 +70,7 @@ struct RowSpec {
 
 /// Runs the bench and prints the table.
 pub fn run(args: &BenchArgs) -> Result<(), String> {
+    let selected = select_implementations(&args.impls)?;
     let temp;
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
@@ -106,9 +111,15 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     ));
 
     let specs = plan_rows(&args.workloads);
-    let files = Files::prepare(&dir, &specs, (args.w2_file_mib, args.w3_file_mib))?;
+    let files = Files::prepare(
+        &dir,
+        &specs,
+        &selected,
+        (args.w2_file_mib, args.w3_file_mib),
+    )?;
     let summaries = run_rows(
         &specs,
+        &selected,
         &files,
         runs,
         (warmup, measure),
@@ -178,9 +189,32 @@ fn plan_rows(workloads: &[String]) -> Vec<RowSpec> {
     specs
 }
 
+/// The implementations `names` select (all built in when empty).
+fn select_implementations(names: &[String]) -> Result<Vec<Implementation>, String> {
+    let all = Implementation::all();
+    if names.is_empty() {
+        return Ok(all);
+    }
+    if let Some(unknown) = names
+        .iter()
+        .find(|n| !all.iter().any(|i| i.name().eq_ignore_ascii_case(n)))
+    {
+        let known: Vec<_> = all.iter().map(|i| i.name()).collect();
+        return Err(format!(
+            "unknown implementation {unknown:?} (built in: {})",
+            known.join(", ")
+        ));
+    }
+    Ok(all
+        .into_iter()
+        .filter(|i| names.iter().any(|n| i.name().eq_ignore_ascii_case(n)))
+        .collect())
+}
+
 /// Runs every row `runs` times, implementations interleaved, and returns the table.
 fn run_rows(
     specs: &[RowSpec],
+    selected: &[Implementation],
     files: &Files,
     runs: usize,
     windows: (Duration, Duration),
@@ -188,7 +222,7 @@ fn run_rows(
 ) -> Result<Vec<report::Summary>, String> {
     let rows: usize = specs
         .iter()
-        .map(|s| implementations(s.workload).len())
+        .map(|s| implementations(s.workload, selected).len())
         .sum();
     let bar = ProgressBar::new((rows * runs) as u64);
     bar.set_style(
@@ -197,10 +231,11 @@ fn run_rows(
     );
     let mut summaries = Vec::new();
     for spec in specs {
-        let mut by_impl: Vec<(Implementation, Vec<Measured>)> = implementations(spec.workload)
-            .iter()
-            .map(|&i| (i, Vec::new()))
-            .collect();
+        let mut by_impl: Vec<(Implementation, Vec<Measured>)> =
+            implementations(spec.workload, selected)
+                .iter()
+                .map(|&i| (i, Vec::new()))
+                .collect();
         if matches!(spec.workload, Workload::W3 { .. }) {
             files.warm_w3()?;
         }
@@ -229,14 +264,14 @@ fn run_rows(
 
 /// The implementations a workload compares. Reads take the same path in both journal modes, so
 /// W3 measures one of them (and the shared W3 file keeps one mode in its `.meta`).
-fn implementations(workload: Workload) -> Vec<Implementation> {
-    match workload {
-        Workload::W3 { .. } => Implementation::all()
-            .into_iter()
-            .filter(|i| *i != Implementation::ChunkpipeAtomic)
-            .collect(),
-        _ => Implementation::all(),
-    }
+fn implementations(workload: Workload, selected: &[Implementation]) -> Vec<Implementation> {
+    let w3 = matches!(workload, Workload::W3 { .. });
+    let reads_off = selected.contains(&Implementation::ChunkpipeOff);
+    selected
+        .iter()
+        .copied()
+        .filter(|i| !(w3 && reads_off && *i == Implementation::ChunkpipeAtomic))
+        .collect()
 }
 
 /// A row's result with the target's own counters.
@@ -294,6 +329,7 @@ impl Files {
     fn prepare(
         dir: &Path,
         specs: &[RowSpec],
+        selected: &[Implementation],
         (w2_file_mib, w3_file_mib): (u64, u64),
     ) -> Result<Self, String> {
         let chunks_per_mib = 1024 * 1024 / CHUNK_SIZE as u64;
@@ -304,7 +340,7 @@ impl Files {
         };
         let mut prepared = Vec::new();
         for spec in specs {
-            for implementation in implementations(spec.workload) {
+            for implementation in implementations(spec.workload, selected) {
                 let (path, chunks) = files.for_row(implementation, spec.workload);
                 if !prepared.contains(&path) {
                     write_file_once(&path, chunks)?;

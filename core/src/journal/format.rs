@@ -59,6 +59,7 @@
 //! first record of the expected lap and epoch that fails a check (torn or damaged: nothing
 //! after it is replayed) or where the other half does not continue the sequence.
 
+use super::checksum::Crc32c;
 use crate::{Epoch, Error};
 
 /// Journal format version.
@@ -77,23 +78,13 @@ const RECORD_FIXED_BYTES: usize = 32;
 pub const SUPERBLOCK_CRC_AT: usize = 52;
 const SUPERBLOCK_USED: usize = SUPERBLOCK_CRC_AT + 4;
 
-/// Slice-by-16 tables (16 KiB, in `.rodata`): the payload checksum is on the commit path, and the
-/// byte-at-a-time table runs at about a quarter of the speed.
-static CRC32C: crc::Crc<u32, crc::Table<16>> =
-    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
-
-/// A running CRC-32C.
-pub(crate) fn crc_digest() -> crc::Digest<'static, u32, crc::Table<16>> {
-    CRC32C.digest()
-}
-
 /// CRC-32C of `parts`, in order.
 pub fn crc32c(parts: &[&[u8]]) -> u32 {
-    let mut digest = CRC32C.digest();
+    let mut crc = Crc32c::new();
     for part in parts {
-        digest.update(part);
+        crc.update(part);
     }
-    digest.finalize()
+    crc.finalize()
 }
 
 /// The start and end offsets of record half `half` (0 or 1) of a journal of `journal_len`

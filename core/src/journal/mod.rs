@@ -21,6 +21,7 @@
 //!
 //! The format is in [`format`].
 
+mod checksum;
 pub mod format;
 pub(crate) mod recover;
 
@@ -189,7 +190,7 @@ impl JournalLog {
         header: &mut [u8],
     ) -> Result<(), StoreError> {
         let live = batch.live_len();
-        let mut digest = format::crc_digest();
+        let mut digest = checksum::Crc32c::new();
         for i in 0..live {
             digest.update(batch.bytes(i));
         }

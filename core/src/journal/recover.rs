@@ -147,7 +147,7 @@ fn read_record<S: ChunkStore>(
     // Planted bug, for the simulator's tests only: replay payloads without checking them.
     let check_payload = buffers.check_payload && !cfg!(chunkpipe_planted = "unchecked_payload");
     if check_payload {
-        let mut digest = format::crc_digest();
+        let mut digest = super::checksum::Crc32c::new();
         for i in 0..chunks {
             journal.read_at(at + header_len + i * chunk_size, &mut [&mut *buffers.chunk])?;
             digest.update(buffers.chunk);
