@@ -129,15 +129,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         let json = serde_json::to_string_pretty(&summaries).map_err(|e| e.to_string())?;
         println!("{json}");
     } else {
-        for spec in &specs {
-            let label = spec.workload.label(spec.threads);
-            let rows: Vec<_> = summaries
-                .iter()
-                .filter(|s| s.row == label)
-                .cloned()
-                .collect();
-            print!("{}", report::table(&rows));
-        }
+        print_tables(&specs, &summaries);
     }
     note(format!(
         "idle pipe (Journal::Atomic, flusher + checkpointer threads): {:.2} % of a core",
@@ -148,6 +140,19 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         note(format!("W1 plot: {}", path.display()));
     }
     Ok(())
+}
+
+/// Prints one table per row spec.
+fn print_tables(specs: &[RowSpec], summaries: &[report::Summary]) {
+    for spec in specs {
+        let label = spec.workload.label(spec.threads);
+        let rows: Vec<_> = summaries
+            .iter()
+            .filter(|s| s.row == label)
+            .cloned()
+            .collect();
+        print!("{}", report::table(&rows));
+    }
 }
 
 /// The rows the selected workloads make, in table order.
