@@ -8,6 +8,7 @@
 //! | grow | `fallocate(fd, 0, old, new - old)`, zero-fill where unsupported, `ftruncate`, `fdatasync` |
 //! | writeback hint | `sync_file_range(fd, off, len, SYNC_FILE_RANGE_WRITE)` |
 //! | open | `O_RDWR | O_CREAT | O_CLOEXEC`, `O_NOATIME` when permitted |
+//! | journal appends | a second descriptor with `O_DIRECT`, for writes aligned as `statx` `STATX_DIOALIGN` says |
 //!
 //! ```
 //! # fn main() -> Result<(), chunkpipe_linux::Error> {
@@ -26,6 +27,7 @@
 //! - [fallocate(2)](https://man7.org/linux/man-pages/man2/fallocate.2.html)
 //! - [sync_file_range(2)](https://man7.org/linux/man-pages/man2/sync_file_range.2.html)
 //! - [flock(2)](https://man7.org/linux/man-pages/man2/flock.2.html)
+//! - [open(2), O_DIRECT](https://man7.org/linux/man-pages/man2/open.2.html), [statx(2)](https://man7.org/linux/man-pages/man2/statx.2.html)
 #![cfg(target_os = "linux")]
 #![deny(missing_docs)]
 
@@ -35,8 +37,8 @@ use std::path::Path;
 
 pub use chunkpipe_core::{Config, Epoch, Error, Journal, ThreadedPipe};
 use chunkpipe_core::{Op, StoreError};
-use chunkpipe_posix::{BorrowedFd, Platform, SyncReach, store_error};
-use rustix::fs::{FallocateFlags, OFlags};
+use chunkpipe_posix::{BorrowedFd, DirectAlignment, OwnedFd, Platform, SyncReach, store_error};
+use rustix::fs::{AtFlags, FallocateFlags, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
 
 /// Linux's way of syncing, preallocating and hinting writeback.
@@ -85,5 +87,23 @@ impl Platform for Linux {
 
     fn best_effort_open_flags() -> OFlags {
         OFlags::NOATIME
+    }
+
+    /// `open(path, O_RDWR | O_CLOEXEC | O_DIRECT)`, with the alignment `statx` reports for it
+    /// (`STATX_DIOALIGN`, Linux 6.1+); `None` where either is refused or reports none.
+    fn open_direct(path: &Path) -> Option<(OwnedFd, DirectAlignment)> {
+        let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::DIRECT;
+        let fd = rustix::fs::open(path, flags, Mode::empty()).ok()?;
+        let stat = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, StatxFlags::DIOALIGN).ok()?;
+        let reported = StatxFlags::from_bits_retain(stat.stx_mask).contains(StatxFlags::DIOALIGN);
+        let (memory, offset) = (stat.stx_dio_mem_align, stat.stx_dio_offset_align);
+        let usable = reported && memory.is_power_of_two() && offset.is_power_of_two();
+        usable.then(|| {
+            let align = DirectAlignment {
+                memory: memory as usize,
+                offset: u64::from(offset),
+            };
+            (fd, align)
+        })
     }
 }

@@ -9,6 +9,7 @@
 //!
 //! | file | concern |
 //! |---|---|
+//! | `direct.rs` | direct writes that bypass the page cache (the journal's appends) |
 //! | `errno.rs` | errno → [`StoreError`] |
 //! | `file.rs` | open, lock, directory sync |
 //! | `meta.rs` | the `<path>.meta` file: format version, chunk size, journal mode |
@@ -17,6 +18,7 @@
 #![cfg(unix)]
 #![deny(missing_docs)]
 
+mod direct;
 mod errno;
 mod file;
 mod io;
@@ -26,9 +28,10 @@ mod store;
 use std::path::Path;
 
 use chunkpipe_core::{Config, Error, Journal, StoreError, ThreadedPipe};
+pub use direct::DirectAlignment;
 pub use errno::store_error;
 pub use meta::meta_path;
-pub use rustix::fd::BorrowedFd;
+pub use rustix::fd::{BorrowedFd, OwnedFd};
 pub use store::FileStore;
 
 /// How far a [`Platform::sync`] got.
@@ -82,6 +85,14 @@ pub trait Platform: Send + Sync + 'static {
     fn best_effort_open_flags() -> rustix::fs::OFlags {
         rustix::fs::OFlags::empty()
     }
+
+    /// Opens `path` (which exists) a second time for direct writes that bypass the page cache,
+    /// with the alignment they need; `None` where the platform or the file system has none.
+    /// Only [`FileStore::open_direct`] asks.
+    fn open_direct(path: &Path) -> Option<(OwnedFd, DirectAlignment)> {
+        let _ = path;
+        None
+    }
 }
 
 /// Opens (or creates) the data file at `path` and returns a pipe over it with its flusher
@@ -98,7 +109,8 @@ pub fn open<P: Platform>(path: &Path, config: Config) -> Result<ThreadedPipe<Fil
     let data = FileStore::<P>::open_for(path, &config)?;
     match config.journal {
         Journal::Atomic => {
-            ThreadedPipe::start_journaled(data, FileStore::open(&journal_path(path))?, config)
+            let journal = FileStore::open_direct(&journal_path(path))?;
+            ThreadedPipe::start_journaled(data, journal, config)
         }
         _ => ThreadedPipe::start(data, config),
     }

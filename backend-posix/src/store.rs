@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chunkpipe_core::{Capabilities, ChunkStore, Config, Error, Op, StoreError, StoreErrorKind};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use crate::direct::DirectFd;
 use crate::io::{IOV_MAX, read_exact_at, write_all_at};
 use crate::{Platform, SyncReach, file, store_error};
 
@@ -18,6 +19,9 @@ pub struct FileStore<P> {
     len: AtomicU64,
     /// Syncs that reached only the device's cache ([`SyncReach::DeviceCache`]).
     weak_syncs: AtomicU64,
+    /// With [`open_direct`](Self::open_direct), where the platform has it: the descriptor that
+    /// aligned writes take.
+    direct: Option<DirectFd>,
     _platform: PhantomData<fn() -> P>,
 }
 
@@ -33,8 +37,22 @@ impl<P: Platform> FileStore<P> {
             fd: opened.fd,
             len: AtomicU64::new(opened.len),
             weak_syncs: AtomicU64::new(0),
+            direct: None,
             _platform: PhantomData,
         })
+    }
+
+    /// Opens like [`open`](Self::open), plus a second descriptor for direct writes where the
+    /// platform has one ([`Platform::open_direct`]): writes whose buffers and offset are
+    /// aligned for it bypass the page cache, the rest stay buffered. For a file written once
+    /// and read rarely — the journal, whose appends come straight from page-aligned staging.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_direct(path: &Path) -> Result<Self, Error> {
+        let mut store = Self::open(path)?;
+        store.direct = P::open_direct(path).map(|(fd, align)| DirectFd::new(fd, align));
+        Ok(store)
     }
 
     /// Opens or creates the file at `path`, locks it, and checks its `<path>.meta` against
@@ -60,6 +78,11 @@ impl<P: Platform> FileStore<P> {
     /// means a power loss can lose data this store reported durable: put the file elsewhere.
     pub fn weak_syncs(&self) -> u64 {
         self.weak_syncs.load(Ordering::Relaxed)
+    }
+
+    /// How many writes so far bypassed the page cache (see [`open_direct`](Self::open_direct)).
+    pub fn direct_writes(&self) -> u64 {
+        self.direct.as_ref().map_or(0, DirectFd::writes)
     }
 
     fn count(&self, reach: SyncReach) {
@@ -106,6 +129,9 @@ impl<P: Platform> ChunkStore for FileStore<P> {
 
     fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), StoreError> {
         self.check_bounds(offset, bufs.iter().map(|b| b.len()).sum(), Op::Write)?;
+        if let Some(written) = self.direct.as_ref().and_then(|d| d.try_write(offset, bufs)) {
+            return written;
+        }
         write_all_at(self.fd(), offset, bufs)
     }
 
@@ -144,6 +170,7 @@ impl<P> std::fmt::Debug for FileStore<P> {
             .field("fd", &self.fd)
             .field("len", &self.len.load(Ordering::Relaxed))
             .field("weak_syncs", &self.weak_syncs.load(Ordering::Relaxed))
+            .field("direct", &self.direct)
             .finish()
     }
 }

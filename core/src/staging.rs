@@ -144,7 +144,7 @@ pub struct StagingMemory<'a> {
     ptr: NonNull<u8>,
     len: usize,
     #[cfg(feature = "alloc")]
-    owned_words: Option<usize>,
+    owned_pages: Option<usize>,
     _borrow: PhantomData<&'a mut [u8]>,
 }
 
@@ -161,7 +161,7 @@ impl<'a> StagingMemory<'a> {
             ptr: NonNull::from(&mut *buf).cast(),
             len: buf.len(),
             #[cfg(feature = "alloc")]
-            owned_words: None,
+            owned_pages: None,
             _borrow: PhantomData,
         }
     }
@@ -177,18 +177,34 @@ impl<'a> StagingMemory<'a> {
     }
 }
 
+/// A page of allocated staging memory: the allocation unit that gives [`StagingMemory::allocate`]
+/// its alignment.
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy)]
+#[repr(C, align(4096))]
+struct Page([u8; PAGE_BYTES]);
+
+#[cfg(feature = "alloc")]
+const PAGE_BYTES: usize = 4096;
+
 #[cfg(feature = "alloc")]
 impl StagingMemory<'static> {
     /// Allocates `bytes` of zeroed staging memory that the pipe owns and frees.
+    ///
+    /// The buffer starts on a 4096-byte boundary, so slots of a chunk size that is a multiple
+    /// of the device's block size are aligned for direct I/O: a store may then write journal
+    /// records straight from staging, bypassing the page cache (`chunkpipe-linux` does, with
+    /// `O_DIRECT`). Lent memory gets the same benefit when it is aligned likewise.
     pub fn allocate(bytes: usize) -> Self {
-        let words = bytes.div_ceil(8);
-        let boxed: alloc::boxed::Box<[u64]> = alloc::vec![0u64; words].into_boxed_slice();
+        let pages = bytes.div_ceil(PAGE_BYTES);
+        let boxed: alloc::boxed::Box<[Page]> =
+            alloc::vec![Page([0; PAGE_BYTES]); pages].into_boxed_slice();
         let raw = alloc::boxed::Box::into_raw(boxed);
         StagingMemory {
             // SAFETY: Box::into_raw never returns null.
             ptr: unsafe { NonNull::new_unchecked(raw.cast::<u8>()) },
             len: bytes,
-            owned_words: Some(words),
+            owned_pages: Some(pages),
             _borrow: PhantomData,
         }
     }
@@ -197,8 +213,8 @@ impl StagingMemory<'static> {
 #[cfg(feature = "alloc")]
 impl Drop for StagingMemory<'_> {
     fn drop(&mut self) {
-        if let Some(words) = self.owned_words {
-            let raw = core::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr().cast::<u64>(), words);
+        if let Some(pages) = self.owned_pages {
+            let raw = core::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr().cast::<Page>(), pages);
             // SAFETY: `raw` is exactly the pointer and length `allocate` got from Box::into_raw,
             // and this is the only place that turns it back into a Box. The pipe that carved the
             // buffer declares its StagingMemory last, so nothing uses the regions after this.
@@ -728,6 +744,15 @@ mod tests {
             plan[order] = PlanEntry::new(chunk, slot, order as u32);
         }
         writes.len()
+    }
+
+    #[test]
+    fn allocated_memory_is_page_aligned_for_direct_io() {
+        for bytes in [1, 4096, 4097, 1 << 20] {
+            let memory = StagingMemory::allocate(bytes);
+            assert_eq!(memory.len(), bytes);
+            assert_eq!(memory.ptr.as_ptr() as usize % 4096, 0, "{bytes} bytes");
+        }
     }
 
     #[test]

@@ -38,7 +38,12 @@ impl<P: Platform> Harness for PosixFiles<P> {
     fn open(&self, config: Config) -> Result<TestPipe<Self::Store>, Error> {
         let config = in_mode(config, self.mode);
         let data = FileStore::open_for(&self.path, &config)?;
-        start(data, || FileStore::open(&journal_path(&self.path)), config)
+        // As `chunkpipe_posix::open` does: journal appends go direct where the platform can.
+        start(
+            data,
+            || FileStore::open_direct(&journal_path(&self.path)),
+            config,
+        )
     }
 
     fn mode(&self) -> Journal {
