@@ -404,7 +404,7 @@ impl Sim {
     }
 
     /// Faults off, no new operations: every outstanding wait must resolve within a bounded
-    /// number of flush steps (liveness).
+    /// number of flush steps (and checkpoint steps, where a checkpointer runs): liveness.
     fn quiet_phase(&mut self) -> Result<(), Violation> {
         self.disk.set_faults(None);
         if self.disk.crashed() {
@@ -420,6 +420,11 @@ impl Sim {
             let delay = self.scenario.config.max_batch_delay;
             self.now = self.now.saturating_add(delay);
             self.flush()?;
+            if self.scenario.background_checkpoints {
+                // The checkpointer keeps running too: it writes published batches in place,
+                // which frees the staging blocked writers wait for.
+                self.checkpoint()?;
+            }
             self.model.resize(self.pipe().len_chunks());
             for i in 0..self.clients.len() {
                 let pipe = self

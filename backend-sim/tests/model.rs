@@ -52,7 +52,8 @@ const STAGING: u64 = 4;
 
 /// The reference: values as of the durable epoch, the open batch's writes in order, and the
 /// staging slots still held by the last published batch (`Journal::Atomic` frees them when
-/// the next flush step has written it in place).
+/// the next flush step has written it in place: this model runs no checkpoint steps, so flush
+/// steps apply).
 #[derive(Default)]
 struct Model {
     durable: BTreeMap<u64, u8>,

@@ -3,9 +3,9 @@
 //! Three event counts connect the threads. `work` wakes the flusher when a write, commit, grow,
 //! sync or close gives it something to do. `progress` wakes everyone else when the flusher
 //! publishes an epoch, frees staging, finishes a grow or poisons the pipe (and when a reader
-//! frees staging). `checkpoint` wakes the checkpointer (`Journal::Atomic`) when appends leave a
-//! half of the journal, or on close; it does not wake per batch, and it times idle checkpoints
-//! itself. Every wait follows the token protocol of [`Signal`], so a wake-up between a check and
+//! frees staging). `checkpoint` wakes the checkpointer (`Journal::Atomic`) when a published
+//! batch waits to be written in place, when appends leave a half of the journal, or on close;
+//! it times idle checkpoints itself. Every wait follows the token protocol of [`Signal`], so a wake-up between a check and
 //! a wait is never lost.
 
 use crate::{ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, Signal, Transaction};
@@ -177,7 +177,7 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
                 Ok(report) if report.progressed() => {
                     // Wake waiters, and look for the batch that formed meanwhile.
                     self.progress.notify_all();
-                    if report.checkpoint_owed {
+                    if report.checkpoint_owed || report.apply_owed {
                         self.checkpoint.notify_all();
                     }
                     continue;
@@ -201,8 +201,9 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
         }
     }
 
-    /// The checkpointer (`Journal::Atomic`): takes due checkpoints beside the flusher (see
-    /// [`Pipe::checkpoint_step`]), so the commit path never waits for a data sync; sleeps on
+    /// The checkpointer (`Journal::Atomic`): writes published batches in place and takes due
+    /// checkpoints beside the flusher (see [`Pipe::checkpoint_step`]), so the commit path
+    /// holds only the journal append and its sync, never an in-place write or a data sync; sleeps on
     /// `checkpoint` (or until the next idle checkpoint) in between, and returns once the pipe is
     /// closed.
     pub fn run_checkpointer(&self) {

@@ -11,21 +11,26 @@
 //! - **idle or closing**: the pipe has been idle for `flush_interval` (or is closing) with
 //!   records no checkpoint covers; covering them all keeps recovery short.
 //!
-//! [`Pipe::checkpoint_step`] takes due checkpoints off the commit path: under `std` the
-//! `ThreadedPipe` runs it on its own thread, so commits go on while the data file syncs. The
-//! flush step takes one itself only on close, when idle without anyone running
-//! `checkpoint_step`, or when it needs a half that no checkpoint has freed yet.
+//! [`Pipe::checkpoint_step`] does this work off the commit path — it writes published batches
+//! in place, then takes due checkpoints: under `std` the `ThreadedPipe` runs it on its own
+//! thread, so commits go on while batches are written in place and the data file syncs. The
+//! flush step applies batches itself when nobody runs `checkpoint_step` (or when the batches
+//! waiting hold every spare batch plan), and takes a checkpoint itself only on close, when idle
+//! without anyone running `checkpoint_step`, or when it needs a half that no checkpoint has
+//! freed yet.
 
 use crate::journal::{self, CheckpointTarget, JournalLog};
 use crate::pipe::State;
 use crate::{ChunkStore, Error, Instant, Pipe, StoreError};
 
 impl<S: ChunkStore> Pipe<'_, S> {
-    /// `Journal::Atomic`: takes a checkpoint if one is due (see the module docs); returns
-    /// whether it took one. Call it from a second thread or a main loop, beside the flush
-    /// steps: it blocks only in its store calls (one data sync, one superblock write and sync),
-    /// and flush steps go on meanwhile. Calling it once tells the flush step to leave idle
-    /// checkpoints to it. `Journal::Off` pipes have nothing to do here.
+    /// `Journal::Atomic`: writes published batches in place (freeing their staging), then takes
+    /// a checkpoint if one is due (see the module docs); returns whether it did either. Call it
+    /// from a second thread or a main loop, beside the flush steps: it blocks only in its store
+    /// calls (in-place writes; one data sync, one superblock write and sync), and flush steps go
+    /// on meanwhile. Calling it once tells the flush step to leave both jobs to it (a flush step
+    /// still applies batches when they hold every spare batch plan). `Journal::Off` pipes have
+    /// nothing to do here.
     ///
     /// # Errors
     /// [`Error::Poisoned`] when the pipe is poisoned or the checkpoint failed (which poisons
@@ -41,22 +46,23 @@ impl<S: ChunkStore> Pipe<'_, S> {
                 return Err(Error::Poisoned(e));
             }
         }
-        self.take_due_checkpoint(now, false)
+        let applied = self.apply_published().map_err(Error::Poisoned)?;
+        Ok(self.take_due_checkpoint(now, false)? || applied)
     }
 
     /// When [`checkpoint_step`](Pipe::checkpoint_step) next has work: `Some(now)` or later;
-    /// `None` while nothing is owed (the flush step publishing or applying a batch may change
-    /// that).
+    /// `None` while nothing is owed (the flush step publishing a batch may change that).
     pub fn next_checkpoint_at(&self, now: Instant) -> Option<Instant> {
         let state = self.lock();
         if state.poison.is_some() || self.journal.is_none() {
             return None;
         }
         let owed = &state.checkpoints;
-        if owed.half_to_free.is_some_and(|t| owed.applied >= t.epoch) {
+        let half_due = owed.half_to_free.is_some_and(|t| owed.applied >= t.epoch);
+        if !state.apply.is_empty() || half_due {
             return Some(now);
         }
-        if !state.journal_dirty() || state.unapplied {
+        if !state.journal_dirty() {
             return None;
         }
         Some(self.idle_checkpoint_at(&state).max(now))
@@ -72,14 +78,12 @@ impl<S: ChunkStore> Pipe<'_, S> {
     ) -> Option<CheckpointTarget> {
         let owed = &state.checkpoints;
         if let Some(target) = owed.half_to_free {
-            // (The flush step applies a batch before it appends the next, so a half is always
-            // in place by the time appends leave it; checked all the same.)
             if owed.applied >= target.epoch && !inline {
                 return Some(target);
             }
         }
         let idle = now >= self.idle_checkpoint_at(state) && !(inline && owed.in_background);
-        let everything_applied = !state.unapplied && owed.applied == state.durable;
+        let everything_applied = state.apply.is_empty() && owed.applied == state.durable;
         // Planted bug, for the simulator's tests only: checkpoint a batch not yet in place.
         let everything_applied =
             everything_applied || cfg!(chunkpipe_planted = "checkpoint_before_apply");
@@ -101,13 +105,14 @@ impl<S: ChunkStore> Pipe<'_, S> {
 
     /// Flush step, `Journal::Atomic`: moves appends to the other half because the next record
     /// does not fit. If no checkpoint has freed that half yet, takes one here first (waiting for
-    /// one in progress), covering every record: every published batch is in place by now.
+    /// one in progress), covering every record — after writing every published batch in place.
     pub(crate) fn enter_other_half(&self, log: &mut JournalLog) -> Result<(), StoreError> {
         let is_free = || self.lock().checkpoints.checkpointed >= log.other_half_last();
         // Planted bug, for the simulator's tests only: overwrite a half no checkpoint freed.
         #[cfg(chunkpipe_planted = "reuse_unfreed_half")]
         let is_free = || true;
         if !is_free() {
+            self.apply_published()?;
             let mut superblock = self.superblock.lock();
             if !is_free() {
                 self.take_checkpoint(&mut superblock, log.fresh_lap())?;

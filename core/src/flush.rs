@@ -6,7 +6,11 @@
 //! sync is in flight.
 //!
 //! The durability mode decides what is written before the sync ([`Journal`]); `Journal::Off`
-//! writes the batch in place, hints writeback and syncs the store once.
+//! writes the batch in place, hints writeback and syncs the store once. `Journal::Atomic`
+//! appends the batch to the journal and syncs that: the commit path holds nothing else. The
+//! published batch then waits in the apply queue to be written in place — by
+//! [`Pipe::checkpoint_step`] on a second thread when someone runs it, so the next batch commits
+//! meanwhile, or else by the next flush step (`apply_published`).
 
 use crate::journal::format;
 use crate::pipe::{FlushState, State};
@@ -23,8 +27,11 @@ pub struct StepReport {
     pub published: Option<Epoch>,
     /// Whether it handled grow requests (successfully or not).
     pub grew: bool,
-    /// `Journal::Atomic`: whether it wrote a published batch in place (freeing its staging).
+    /// `Journal::Atomic`: whether it wrote published batches in place (freeing their staging).
     pub applied: bool,
+    /// `Journal::Atomic`: whether it left published batches for [`Pipe::checkpoint_step`] to
+    /// write in place while it commits the next one (wake whoever runs it).
+    pub apply_owed: bool,
     /// `Journal::Atomic`: whether it checkpointed the journal.
     pub checkpointed: bool,
     /// `Journal::Atomic`: whether appends moved to the other half, so a checkpoint is owed for
@@ -68,7 +75,16 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             grew: self.grow_step()?,
             ..StepReport::default()
         };
-        report.applied = self.apply_published(&mut flush)?;
+        let (inline, queued) = {
+            let state = self.lock();
+            (state.flush_step_applies(), !state.apply.is_empty())
+        };
+        if inline {
+            report.applied = self.apply_published().map_err(Error::Poisoned)?;
+        } else {
+            // The next batch commits while the checkpointer applies.
+            report.apply_owed = queued;
+        }
         let Some((mut batch, epoch)) = self.seal(now)? else {
             // The idle or closing checkpoint, unless `checkpoint_step` takes those.
             report.checkpointed = self.take_due_checkpoint(now, true)?;
@@ -97,8 +113,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     }
 
     /// `Journal::Atomic`: appends the batch to the journal (moving to the other half first if it
-    /// does not fit) and syncs it; the batch is then durable and its epoch published. It is
-    /// written in place at the next step. Returns whether appends moved to the other half.
+    /// does not fit) and syncs it; the batch is then durable, its epoch published, and it joins
+    /// the apply queue. Returns whether appends moved to the other half.
     fn commit_to_journal(
         &self,
         flush: &mut FlushState<'a>,
@@ -107,6 +123,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         now: Instant,
     ) -> Result<bool, Error> {
         let chunks = batch.live_len() as u64;
+        let joined = batch.len() as u64;
         let FlushState {
             journal, header, ..
         } = flush;
@@ -136,49 +153,66 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let result = result.and_then(|()| log.append(journal_store, epoch, &batch, header));
         match result {
             Ok(()) => {
-                let mut state = self.lock();
+                let mut guard = self.lock();
+                let state = &mut *guard;
                 debug_assert_eq!(
                     epoch,
                     state.durable.next(),
                     "batches publish in epoch order"
                 );
+                if let Err(batch) = state.apply.push(batch, epoch) {
+                    // Three plans allow two sealed batches; reaching this is a bug.
+                    drop(guard);
+                    let bug = StoreError::new(StoreErrorKind::Internal, Op::Write);
+                    return Err(self.fail_batch(batch, bug));
+                }
                 state.durable = epoch;
-                state.unapplied = true;
                 state.last_publish_at = Some(now);
                 state.checkpoints.covering_all = Some(log.covering_all());
                 state.stats.batches += 1;
-                state.stats.chunks += batch.len() as u64;
+                state.stats.chunks += joined;
                 state.stats.syncs += 1;
                 state.stats.journal_bytes +=
                     format::record_bytes(chunks, self.config.chunk_bytes());
-                drop(state);
-                flush.unapplied = Some((batch, epoch));
                 Ok(switch)
             }
             Err(e) => Err(self.fail_batch(batch, e)),
         }
     }
 
-    /// `Journal::Atomic`: writes the last published batch in place and releases its staging. A
-    /// failure poisons the pipe (the journal still holds the batch; reopening replays it).
-    fn apply_published(&self, flush: &mut FlushState<'a>) -> Result<bool, Error> {
-        let Some((batch, epoch)) = flush.unapplied.take() else {
-            return Ok(false);
-        };
-        let result = self.write_in_place(&batch);
-        let in_place_bytes = batch.live_len() as u64 * self.config.chunk_bytes();
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let plan = state.pool.retire(batch, &mut state.index);
-        state.spare_plan = Some(plan);
-        state.unapplied = false;
-        match result {
-            Ok(()) => {
-                state.stats.in_place_bytes += in_place_bytes;
-                state.checkpoints.applied = epoch;
-                Ok(true)
+    /// `Journal::Atomic`: writes every published batch in the apply queue in place, oldest
+    /// first, releasing each one's staging; returns whether there was any. One apply runs at a
+    /// time (`apply_turn`): a caller waits for the one running. A failure poisons the pipe (the
+    /// journal still holds the batch; reopening replays it) and returns the poison.
+    pub(crate) fn apply_published(&self) -> Result<bool, StoreError> {
+        let _turn = self.apply_turn.lock();
+        let mut applied = false;
+        loop {
+            let (batch, epoch) = {
+                let mut state = self.lock();
+                if let Some(e) = state.poison {
+                    return Err(e);
+                }
+                match state.apply.take_oldest() {
+                    Some(oldest) => oldest,
+                    None => return Ok(applied),
+                }
+            };
+            let result = self.write_in_place(&batch);
+            let in_place_bytes = batch.live_len() as u64 * self.config.chunk_bytes();
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            let plan = state.pool.retire(batch, &mut state.index);
+            state.put_spare_plan(plan);
+            state.apply.finish();
+            match result {
+                Ok(()) => {
+                    state.stats.in_place_bytes += in_place_bytes;
+                    state.checkpoints.applied = epoch;
+                    applied = true;
+                }
+                Err(e) => return Err(*state.poison.get_or_insert(e)),
             }
-            Err(e) => Err(Error::Poisoned(*state.poison.get_or_insert(e))),
         }
     }
 
@@ -187,7 +221,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let mut guard = self.lock();
         let state = &mut *guard;
         let plan = state.pool.retire(batch, &mut state.index);
-        state.spare_plan = Some(plan);
+        state.put_spare_plan(plan);
         state.stats.syncs += 1;
         // Planted bug, for the simulator's tests only: forget the failure.
         #[cfg(chunkpipe_planted = "release_after_failure")]
@@ -202,7 +236,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         if state.poison.is_some() {
             return None;
         }
-        if state.grow.completed < state.grow.requested || state.unapplied {
+        let apply_inline = !state.apply.is_empty() && state.flush_step_applies();
+        if state.grow.completed < state.grow.requested || apply_inline {
             return Some(now);
         }
         if state.open.len == 0 {
@@ -273,8 +308,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         if !self.seal_now(state) && now < seen.saturating_add(self.config.max_batch_delay) {
             return Ok(None);
         }
-        let Some(spare) = state.spare_plan.take() else {
-            // Only one step runs at a time and every step returns the plan it took.
+        let Some(spare) = state.take_spare_plan() else {
+            // The step applied the published batches (freeing their plans) if none was spare.
             let bug = StoreError::new(StoreErrorKind::Internal, Op::Write);
             return Err(Error::Poisoned(*state.poison.get_or_insert(bug)));
         };
@@ -334,7 +369,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let mut guard = self.lock();
         let state = &mut *guard;
         let plan = state.pool.retire(batch, &mut state.index);
-        state.spare_plan = Some(plan);
+        state.put_spare_plan(plan);
         state.stats.syncs += 1;
         match result {
             Ok(()) => {

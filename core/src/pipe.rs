@@ -72,8 +72,9 @@ pub(crate) struct State<'a> {
     pub(crate) pool: SlotPool<'a>,
     pub(crate) index: ChunkIndex<'a>,
     pub(crate) open: OpenBatch<'a>,
-    /// The plan memory of the next batch; `None` while a sealed batch is in flight.
-    pub(crate) spare_plan: Option<Region<'a, PlanEntry>>,
+    /// Plan memory for the next batches to seal: one plan is always the open batch's, and each
+    /// sealed batch holds one until it is retired.
+    pub(crate) spare_plans: [Option<Region<'a, PlanEntry>>; staging::PLANS - 1],
     pub(crate) durable: Epoch,
     pub(crate) len_chunks: u64,
     pub(crate) grow: GrowState,
@@ -85,8 +86,8 @@ pub(crate) struct State<'a> {
     /// A write or transaction found staging full since the batch opened: holding the batch open
     /// to gather writers is pointless then, since they cannot join until it is published.
     pub(crate) writer_blocked: bool,
-    /// `Journal::Atomic`: a published batch still waits to be written in place.
-    pub(crate) unapplied: bool,
+    /// `Journal::Atomic`: published batches still to be written in place.
+    pub(crate) apply: ApplyQueue<'a>,
     /// When the last batch was published (for the idle checkpoint).
     pub(crate) last_publish_at: Option<Instant>,
     /// `Journal::Atomic`: what the journal owes a checkpoint.
@@ -105,11 +106,89 @@ pub(crate) struct CheckpointState {
     pub(crate) half_to_free: Option<CheckpointTarget>,
     /// The checkpoint covering every record appended so far.
     pub(crate) covering_all: Option<CheckpointTarget>,
-    /// Idle checkpoints are left to [`Pipe::checkpoint_step`] (someone runs it).
+    /// Someone runs [`Pipe::checkpoint_step`], so applying published batches in place and
+    /// idle checkpoints are left to it.
     pub(crate) in_background: bool,
 }
 
-impl State<'_> {
+/// `Journal::Atomic`: published batches on their way into the data file, oldest first. Each
+/// keeps its staging slots (where reads find its chunks) until it is written in place.
+///
+/// `PLANS - 1` entries suffice: one of the batch plans is always the open batch's, and every
+/// sealed batch holds one of the others.
+pub(crate) struct ApplyQueue<'a> {
+    waiting: [Option<(SealedBatch<'a>, Epoch)>; staging::PLANS - 1],
+    /// The one apply running took the oldest batch out and is writing it.
+    in_flight: bool,
+}
+
+impl<'a> ApplyQueue<'a> {
+    const EMPTY: Self = ApplyQueue {
+        waiting: [const { None }; staging::PLANS - 1],
+        in_flight: false,
+    };
+
+    /// Nothing is waiting or being written.
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.in_flight && self.waiting[0].is_none()
+    }
+
+    /// Queues a published batch behind the others; gives it back if the queue is full (which
+    /// the plan count rules out).
+    pub(crate) fn push(
+        &mut self,
+        batch: SealedBatch<'a>,
+        epoch: Epoch,
+    ) -> Result<(), SealedBatch<'a>> {
+        match self.waiting.iter_mut().find(|entry| entry.is_none()) {
+            Some(entry) => {
+                *entry = Some((batch, epoch));
+                Ok(())
+            }
+            None => Err(batch),
+        }
+    }
+
+    /// Takes the oldest batch out for the apply that runs now; [`finish`](Self::finish) ends
+    /// it.
+    pub(crate) fn take_oldest(&mut self) -> Option<(SealedBatch<'a>, Epoch)> {
+        let oldest = self.waiting[0].take()?;
+        self.waiting.rotate_left(1);
+        self.in_flight = true;
+        Some(oldest)
+    }
+
+    /// The batch [`take_oldest`](Self::take_oldest) handed out is written and retired.
+    pub(crate) fn finish(&mut self) {
+        self.in_flight = false;
+    }
+}
+
+impl<'a> State<'a> {
+    /// Takes plan memory for the batch to seal next, if any is spare.
+    pub(crate) fn take_spare_plan(&mut self) -> Option<Region<'a, PlanEntry>> {
+        self.spare_plans.iter_mut().find_map(Option::take)
+    }
+
+    /// Gives back the plan memory of a retired batch.
+    pub(crate) fn put_spare_plan(&mut self, plan: Region<'a, PlanEntry>) {
+        if let Some(entry) = self.spare_plans.iter_mut().find(|entry| entry.is_none()) {
+            *entry = Some(plan);
+        }
+    }
+
+    /// Whether a flush step writes the published batches in place itself rather than leave
+    /// them to [`Pipe::checkpoint_step`]: when nobody runs that, on close (which then finishes
+    /// without it), when the batches waiting hold every spare plan (nothing could be sealed),
+    /// or when there is no batch to commit meanwhile (the flusher would idle; writers just
+    /// woken are still on their way).
+    pub(crate) fn flush_step_applies(&self) -> bool {
+        !self.checkpoints.in_background
+            || self.closing
+            || self.spare_plans.iter().all(Option::is_none)
+            || self.open.len == 0
+    }
+
     /// The journal holds records no checkpoint covers (never in `Journal::Off`, which has no
     /// journal position to cover).
     pub(crate) fn journal_dirty(&self) -> bool {
@@ -154,8 +233,6 @@ pub(crate) struct FlushState<'a> {
     pub(crate) header: Region<'a, u8>,
     /// One chunk of scratch space.
     pub(crate) scratch: Region<'a, u8>,
-    /// `Journal::Atomic`: the published batch not yet written in place, and its epoch.
-    pub(crate) unapplied: Option<(SealedBatch<'a>, Epoch)>,
 }
 
 /// A durable, group-committing write pipeline over one [`ChunkStore`], as a state machine.
@@ -189,8 +266,11 @@ pub struct Pipe<'a, S> {
     pub(crate) state: Mutex<State<'a>>,
     /// Held by the one flush step that may run at a time.
     pub(crate) flushing: Mutex<FlushState<'a>>,
+    /// `Journal::Atomic`: held by the one apply (writing published batches in place) that may
+    /// run at a time, so batches reach the data file in epoch order.
+    pub(crate) apply_turn: Mutex<()>,
     /// `Journal::Atomic`: the durable superblock, held by the one checkpoint that may run at a
-    /// time (lock order: `flushing`, then this, then `state`).
+    /// time (lock order: `flushing`, `apply_turn`, this, `state`).
     pub(crate) superblock: Mutex<Option<Superblock>>,
     /// What recovery found when the pipe was opened (`Journal::Atomic`).
     recovery: Option<ScanReport>,
@@ -240,7 +320,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let layout = StagingLayout::for_config(&config)?;
         let staging::StagingParts {
             pool,
-            plans: [open_plan, spare_plan],
+            plans: [open_plan, spare_plans @ ..],
             index,
             header,
             scratch,
@@ -250,7 +330,6 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             journal: None,
             header,
             scratch,
-            unapplied: None,
         };
         let opened = (journal.as_ref())
             .map(|journal| Self::open_journal(&data, journal, &config, &mut flush))
@@ -272,7 +351,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                 epoch: durable.next(),
                 seen_at: None,
             },
-            spare_plan: Some(spare_plan),
+            spare_plans: spare_plans.map(Some),
             durable,
             len_chunks,
             grow: GrowState::default(),
@@ -280,7 +359,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             closing: false,
             sync_requested: false,
             writer_blocked: false,
-            unapplied: false,
+            apply: ApplyQueue::EMPTY,
             last_publish_at: None,
             checkpoints,
             stats: PipeStats::default(),
@@ -291,6 +370,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             config,
             state: Mutex::new(state),
             flushing: Mutex::new(flush),
+            apply_turn: Mutex::new(()),
             superblock: Mutex::new(superblock),
             recovery,
             _memory: memory,
@@ -544,7 +624,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             return Poll::Ready(Err(Error::Poisoned(e)));
         }
         let grow_pending = state.grow.completed < state.grow.requested;
-        let journal_pending = state.unapplied || state.journal_dirty();
+        let journal_pending = !state.apply.is_empty() || state.journal_dirty();
         if state.issued() <= state.durable && !grow_pending && !journal_pending {
             Poll::Ready(Ok(()))
         } else {
@@ -611,19 +691,20 @@ impl Config {
     /// | staging slots (the data) | `S × C` |
     /// | journal record header buffer | `⌈(36 + 8 × S) / 512⌉ × 512` |
     /// | scratch chunk (recovery, formatting) | `C` |
-    /// | slot records, two batch plans | `3 × S × 16` |
+    /// | slot records, four batch plans | `5 × S × 16` |
     /// | chunk index (open addressing, at most half full) | `next_power_of_two(2 × S) × 16` |
     /// | alignment slack | `7` |
     ///
-    /// For example 4 slots of 64 bytes: `256 + 512 + 64 + 192 + 128 + 7 = 1159` bytes; the
-    /// default 1024 slots of 4 KiB: 4 MiB of data plus 92.5 KiB of bookkeeping. The [`Pipe`]
+    /// For example 4 slots of 64 bytes: `256 + 512 + 64 + 320 + 128 + 7 = 1287` bytes; the
+    /// default 1024 slots of 4 KiB: 4 MiB of data plus 124.5 KiB of bookkeeping. The [`Pipe`]
     /// value holds the config, the locks and the counters (under 1 KiB, checked by a test), and
-    /// a flush step uses under 2 KiB of stack (a 64-entry buffer list, a 512-byte superblock).
+    /// a flush step uses under 5 KiB of stack (the 256-entry buffer list of a journal append, a
+    /// 512-byte superblock).
     ///
     /// ```
     /// use chunkpipe_core::Config;
     /// let config = Config::new().with_chunk_size(64).with_staging_chunks(4);
-    /// assert_eq!(config.staging_memory_bytes(), 1159);
+    /// assert_eq!(config.staging_memory_bytes(), 1287);
     /// ```
     pub fn staging_memory_bytes(&self) -> usize {
         StagingLayout::for_config(self).map_or(0, |l| l.total_bytes())

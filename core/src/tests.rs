@@ -325,7 +325,7 @@ fn staging_memory_follows_the_documented_formula() {
     for (slots, chunk) in [(1u32, 8u32), (4, 64), (63, 512), (1024, 4096)] {
         let (s, c) = (slots as usize, chunk as usize);
         let header = (36 + 8 * s).div_ceil(512) * 512;
-        let formula = s * c + header + c + 3 * s * 16 + (2 * s).next_power_of_two() * 16 + 7;
+        let formula = s * c + header + c + 5 * s * 16 + (2 * s).next_power_of_two() * 16 + 7;
         let config = Config::new()
             .with_chunk_size(chunk)
             .with_staging_chunks(slots);

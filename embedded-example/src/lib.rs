@@ -36,7 +36,7 @@ pub const STAGING_CHUNKS: u32 = 4;
 /// Journal size: two halves of a few records each.
 pub const JOURNAL_BYTES: usize = 8 * 1024;
 /// Staging memory the config needs ([`Config::staging_memory_bytes`]; checked by a test).
-pub const STAGING_BYTES: usize = 1_159;
+pub const STAGING_BYTES: usize = 1_287;
 
 /// The pipe's configuration.
 pub fn config() -> Config {

@@ -4,7 +4,8 @@
 //!
 //! - **Commit** (`JournalLog::append`, called by the flush step): one vectored append of
 //!   header + payload, one `sync` of the journal. The batch is then durable and its epoch is
-//!   published; the flusher writes it in place at its next step (no data sync per batch).
+//!   published. It is written in place afterwards, off the commit path (no data sync per
+//!   batch): by `Pipe::checkpoint_step` where someone runs it, else by the next flush step.
 //! - **Two halves.** Records fill one half of the journal while the other is checkpointed. When
 //!   the next record does not fit, appends move to the other half (a new lap) and the half just
 //!   left becomes the next checkpoint's job: `JournalLog::switch_half` returns that target.
