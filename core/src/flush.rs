@@ -77,9 +77,9 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         };
         let (inline, queued) = {
             let state = self.lock();
-            (state.flush_step_applies(), !state.apply.is_empty())
+            (state.flush_step_applies(), state.apply.has_waiting())
         };
-        if inline {
+        if queued && inline {
             report.applied = self.apply_published().map_err(Error::Poisoned)?;
         } else {
             // The next batch commits while the checkpointer applies.
@@ -236,14 +236,17 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         if state.poison.is_some() {
             return None;
         }
-        let apply_inline = !state.apply.is_empty() && state.flush_step_applies();
+        let apply_inline = state.apply.has_waiting() && state.flush_step_applies();
         if state.grow.completed < state.grow.requested || apply_inline {
             return Some(now);
         }
         if state.open.len == 0 {
             let checkpoint_at = self.idle_checkpoint_at(&state).max(now);
             let inline = state.closing || !state.checkpoints.in_background;
-            return (state.journal_dirty() && inline).then_some(checkpoint_at);
+            // A batch the checkpointer is writing in place must be done before a checkpoint
+            // (it wakes this flusher when it is).
+            let in_place = state.apply.is_empty();
+            return (state.journal_dirty() && inline && in_place).then_some(checkpoint_at);
         }
         let delay = self.config.max_batch_delay;
         match state.open.seen_at {

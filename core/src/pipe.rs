@@ -133,6 +133,11 @@ impl<'a> ApplyQueue<'a> {
         !self.in_flight && self.waiting[0].is_none()
     }
 
+    /// Batches wait that no apply has taken yet.
+    pub(crate) fn has_waiting(&self) -> bool {
+        self.waiting[0].is_some()
+    }
+
     /// Queues a published batch behind the others; gives it back if the queue is full (which
     /// the plan count rules out).
     pub(crate) fn push(
