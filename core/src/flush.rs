@@ -161,7 +161,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                     "batches publish in epoch order"
                 );
                 if let Err(batch) = state.apply.push(batch, epoch) {
-                    // Three plans allow two sealed batches; reaching this is a bug.
+                    // The queue holds every sealed batch the plans allow; reaching this is a bug.
                     drop(guard);
                     let bug = StoreError::new(StoreErrorKind::Internal, Op::Write);
                     return Err(self.fail_batch(batch, bug));

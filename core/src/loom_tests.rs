@@ -4,7 +4,7 @@
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p chunkpipe-core --lib
 //! --release loom_tests` (in its own target dir: the cfg rebuilds everything). CI runs the
-//! models at preemption bound 3, except the three-thread journal model, at 2 (40 s; bound 3
+//! models at preemption bound 3, except the three-thread journal model, at 2 (110 s; bound 3
 //! does not finish in minutes).
 
 use std::sync::Arc;
