@@ -46,8 +46,14 @@ impl<S: ChunkStore> Pipe<'_, S> {
                 return Err(Error::Poisoned(e));
             }
         }
+        // Planted bug, for the simulator's tests only: checkpoint before writing the published
+        // batches in place (`due_checkpoint` then ignores them too).
+        #[cfg(chunkpipe_planted = "checkpoint_before_apply")]
+        let checkpointed = self.take_due_checkpoint(now, false)?;
         let applied = self.apply_published().map_err(Error::Poisoned)?;
-        Ok(self.take_due_checkpoint(now, false)? || applied)
+        #[cfg(not(chunkpipe_planted = "checkpoint_before_apply"))]
+        let checkpointed = self.take_due_checkpoint(now, false)?;
+        Ok(checkpointed || applied)
     }
 
     /// When [`checkpoint_step`](Pipe::checkpoint_step) next has work: `Some(now)` or later;
