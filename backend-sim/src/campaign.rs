@@ -20,8 +20,9 @@ pub struct CampaignReport {
     pub recovery_errors: u64,
     /// Recoveries checked.
     pub recoveries: u64,
-    /// Checkpoints taken by `checkpoint_step` beside the flusher.
-    pub background_checkpoints: u64,
+    /// `checkpoint_step` calls beside the flusher that did work (wrote published batches in
+    /// place or took a checkpoint).
+    pub checkpointer_steps: u64,
     /// Faults fired per kind.
     pub fired: [u64; Fault::COUNT],
     /// Oracle checks.
@@ -42,7 +43,7 @@ impl CampaignReport {
         self.crashes += seed.crashes;
         self.recovery_crashes += seed.recovery_crashes;
         self.recovery_errors += seed.recovery_errors;
-        self.background_checkpoints += seed.background_checkpoints;
+        self.checkpointer_steps += seed.checkpointer_steps;
         self.recoveries += seed.recoveries;
         for (total, n) in self.fired.iter_mut().zip(seed.fired) {
             *total += n;
@@ -60,7 +61,7 @@ impl CampaignReport {
         self.crashes += other.crashes;
         self.recovery_crashes += other.recovery_crashes;
         self.recovery_errors += other.recovery_errors;
-        self.background_checkpoints += other.background_checkpoints;
+        self.checkpointer_steps += other.checkpointer_steps;
         self.recoveries += other.recoveries;
         for (total, n) in self.fired.iter_mut().zip(other.fired) {
             *total += n;

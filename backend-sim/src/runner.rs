@@ -55,8 +55,9 @@ pub struct SeedReport {
     pub recovery_crashes: u64,
     /// Recoveries that failed on an injected I/O error and were retried.
     pub recovery_errors: u64,
-    /// Checkpoints taken by `checkpoint_step` beside the flusher.
-    pub background_checkpoints: u64,
+    /// `checkpoint_step` calls beside the flusher that did work (wrote published batches in
+    /// place or took a checkpoint).
+    pub checkpointer_steps: u64,
     /// Recoveries (reopen + check).
     pub recoveries: u64,
     /// Faults fired, indexed by [`Fault::index`].
@@ -316,8 +317,8 @@ impl Sim {
             return Err("checkpoint_step changed the durable epoch".into());
         }
         match result {
-            Ok(taken) => {
-                self.report.background_checkpoints += u64::from(taken);
+            Ok(did_work) => {
+                self.report.checkpointer_steps += u64::from(did_work);
                 Ok(())
             }
             Err(Error::Poisoned(_)) if self.pipe().poisoned().is_some() => Ok(()),
