@@ -5,8 +5,8 @@
 //! publishes an epoch, frees staging, finishes a grow or poisons the pipe (and when a reader
 //! frees staging). `checkpoint` wakes the checkpointer (`Journal::Atomic`) when a published
 //! batch waits to be written in place, when appends leave a half of the journal, or on close;
-//! it times idle checkpoints itself. Every wait follows the token protocol of [`Signal`], so a wake-up between a check and
-//! a wait is never lost.
+//! it times idle checkpoints itself. Every wait follows the token protocol of [`Signal`], so a
+//! wake-up between a check and a wait is never lost.
 
 use crate::{ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, Signal, Transaction};
 use core::task::Poll;
@@ -203,9 +203,9 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
 
     /// The checkpointer (`Journal::Atomic`): writes published batches in place and takes due
     /// checkpoints beside the flusher (see [`Pipe::checkpoint_step`]), so the commit path
-    /// holds only the journal append and its sync, never an in-place write or a data sync; sleeps on
-    /// `checkpoint` (or until the next idle checkpoint) in between, and returns once the pipe is
-    /// closed.
+    /// holds only the journal append and its sync, never an in-place write or a data sync;
+    /// sleeps on `checkpoint` (or until the next idle checkpoint) in between, and returns once
+    /// the pipe is closed.
     pub fn run_checkpointer(&self) {
         loop {
             let token = self.checkpoint.token();

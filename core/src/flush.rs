@@ -81,10 +81,9 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         };
         if queued && inline {
             report.applied = self.apply_published().map_err(Error::Poisoned)?;
-        } else {
-            // The next batch commits while the checkpointer applies.
-            report.apply_owed = queued;
         }
+        // Otherwise the next batch commits while the checkpointer applies.
+        report.apply_owed = queued && !inline;
         let Some((mut batch, epoch)) = self.seal(now)? else {
             // The idle or closing checkpoint, unless `checkpoint_step` takes those.
             report.checkpointed = self.take_due_checkpoint(now, true)?;
