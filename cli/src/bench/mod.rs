@@ -41,12 +41,13 @@ pub struct BenchArgs {
     /// default: all built in.
     #[arg(long, value_delimiter = ',')]
     impls: Vec<String>,
-    /// Size of each implementation's W2 file in MiB (W2 writes wrap around it).
-    #[arg(long, default_value_t = 1024)]
-    w2_file_mib: u64,
-    /// Size of the W3 file in MiB.
-    #[arg(long, default_value_t = 1024)]
-    w3_file_mib: u64,
+    /// Size of each implementation's W2 file in MiB; W2 writes wrap around it (default 1024,
+    /// or 256 with --quick).
+    #[arg(long)]
+    w2_file_mib: Option<u64>,
+    /// Size of the W3 file in MiB (default 1024, or 256 with --quick).
+    #[arg(long)]
+    w3_file_mib: Option<u64>,
     /// Print the results as JSON on stdout (progress and notes go to stderr).
     #[arg(long)]
     json: bool,
@@ -115,7 +116,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         &dir,
         &specs,
         &selected,
-        (args.w2_file_mib, args.w3_file_mib),
+        file_mib(args),
     )?;
     let summaries = run_rows(
         &specs,
@@ -140,6 +141,16 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         note(format!("W1 plot: {}", path.display()));
     }
     Ok(())
+}
+
+/// The W2 and W3 file sizes in MiB: the workloads' 1 GiB, or a quarter of it with `--quick`
+/// (writing and warming the files would otherwise take a third of the quick run).
+fn file_mib(args: &BenchArgs) -> (u64, u64) {
+    let default = if args.quick { 256 } else { 1024 };
+    (
+        args.w2_file_mib.unwrap_or(default),
+        args.w3_file_mib.unwrap_or(default),
+    )
 }
 
 /// Prints one table per row spec.
