@@ -37,7 +37,7 @@ pub(crate) struct DirectFd {
     align: DirectAlignment,
     /// Cleared when the file system refused a direct write that looked aligned.
     usable: AtomicBool,
-    /// Writes that went direct.
+    /// Direct writes that succeeded.
     writes: AtomicU64,
 }
 
@@ -65,13 +65,15 @@ impl DirectFd {
                 None
             }
             result => {
-                self.writes.fetch_add(1, Ordering::Relaxed);
+                if result.is_ok() {
+                    self.writes.fetch_add(1, Ordering::Relaxed);
+                }
                 Some(result)
             }
         }
     }
 
-    /// Writes that went direct so far.
+    /// Direct writes that succeeded so far.
     pub(crate) fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
     }

@@ -80,7 +80,8 @@ impl<P: Platform> FileStore<P> {
         self.weak_syncs.load(Ordering::Relaxed)
     }
 
-    /// How many writes so far bypassed the page cache (see [`open_direct`](Self::open_direct)).
+    /// How many writes so far bypassed the page cache and succeeded (see
+    /// [`open_direct`](Self::open_direct)).
     pub fn direct_writes(&self) -> u64 {
         self.direct.as_ref().map_or(0, DirectFd::writes)
     }
