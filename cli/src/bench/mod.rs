@@ -112,12 +112,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     ));
 
     let specs = plan_rows(&args.workloads);
-    let files = Files::prepare(
-        &dir,
-        &specs,
-        &selected,
-        file_mib(args),
-    )?;
+    let files = Files::prepare(&dir, &specs, &selected, file_mib(args))?;
     let summaries = run_rows(
         &specs,
         &selected,
