@@ -4,7 +4,7 @@
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p chunkpipe-core --lib
 //! --release loom_tests` (in its own target dir: the cfg rebuilds everything). CI runs the
-//! models at preemption bound 3, except the three-thread journal model, at 2 (110 s; bound 3
+//! models at preemption bound 3, except the three-thread journal model, at 2 (120 s; bound 3
 //! does not finish in minutes).
 
 use std::sync::Arc;
@@ -116,6 +116,38 @@ fn a_durable_epoch_covers_every_write_it_was_given_to() {
         while pipe.flush_step(Instant::ZERO).unwrap().is_some() {}
         assert!(pipe.durable_epoch() >= epoch);
         assert_eq!(stored(&pipe, 1), chunk(7));
+    });
+}
+
+/// Reads against a transaction being staged and written in place (two store calls: chunks 0
+/// and 2): a read sees both of its chunks or neither. That includes a read that began while
+/// nothing was staged and so skips the lock (`read.rs`): it must notice the staging that raced
+/// it and read again the locked way.
+#[test]
+fn a_read_sees_a_transaction_whole_or_not_at_all() {
+    loom::model(|| {
+        let pipe = Arc::new(Pipe::new(MemStore::new(), config(2)).unwrap());
+        // A first read releases the lock once, so the mirror says nothing is staged.
+        let mut before = [0; 3 * CHUNK];
+        pipe.read_into(0, &mut before).unwrap();
+        let writer = {
+            let pipe = Arc::clone(&pipe);
+            thread::spawn(move || {
+                let mut tx = pipe.transaction(2).unwrap();
+                tx.write(0, &chunk(7)).unwrap();
+                tx.write(2, &chunk(7)).unwrap();
+                tx.commit().unwrap();
+                pipe.flush_step(Instant::ZERO).map(|_| ())
+            })
+        };
+        let mut seen = [0; 3 * CHUNK];
+        pipe.read_into(0, &mut seen).unwrap();
+        assert_eq!(
+            seen[..CHUNK],
+            seen[2 * CHUNK..],
+            "half a transaction: {seen:?}"
+        );
+        writer.join().unwrap().unwrap();
     });
 }
 

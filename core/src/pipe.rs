@@ -13,6 +13,7 @@ use crate::journal::CheckpointTarget;
 use crate::journal::JournalLog;
 use crate::journal::format::{self, Superblock};
 use crate::journal::recover::{self, ScanBuffers, ScanReport};
+use crate::read::{Mirrored, ReadMirror};
 use crate::staging::{
     self, PlanEntry, Region, SealedBatch, SlotPool, StagingLayout, StagingMemory,
 };
@@ -93,6 +94,8 @@ pub(crate) struct State<'a> {
     /// `Journal::Atomic`: what the journal owes a checkpoint.
     pub(crate) checkpoints: CheckpointState,
     pub(crate) stats: PipeStats,
+    /// What the read mirror was last told (`read.rs`).
+    pub(crate) mirrored: Mirrored,
 }
 
 /// `Journal::Atomic`: where checkpoints stand, for the flush step and `checkpoint_step` alike.
@@ -230,6 +233,33 @@ impl<'a> State<'a> {
     }
 }
 
+/// The state lock's guard. Dropping it first refreshes the read mirror, then unlocks: the
+/// mirror never lags a release that another thread could observe.
+pub(crate) struct StateGuard<'p, 'a> {
+    guard: MutexGuard<'p, State<'a>>,
+    mirror: &'p ReadMirror,
+}
+
+impl<'a> core::ops::Deref for StateGuard<'_, 'a> {
+    type Target = State<'a>;
+
+    fn deref(&self) -> &State<'a> {
+        &self.guard
+    }
+}
+
+impl<'a> core::ops::DerefMut for StateGuard<'_, 'a> {
+    fn deref_mut(&mut self) -> &mut State<'a> {
+        &mut self.guard
+    }
+}
+
+impl Drop for StateGuard<'_, '_> {
+    fn drop(&mut self) {
+        self.mirror.refresh(&mut self.guard);
+    }
+}
+
 /// What only the flush step touches, behind its own lock (held for the whole step).
 pub(crate) struct FlushState<'a> {
     /// `Journal::Atomic`: the journal's append position and generation.
@@ -269,6 +299,8 @@ pub struct Pipe<'a, S> {
     pub(crate) journal: Option<S>,
     pub(crate) config: Config,
     pub(crate) state: Mutex<State<'a>>,
+    /// `state` as of its last release, for reads that skip the lock.
+    pub(crate) read_mirror: ReadMirror,
     /// Held by the one flush step that may run at a time.
     pub(crate) flushing: Mutex<FlushState<'a>>,
     /// `Journal::Atomic`: held by the one apply (writing published batches in place) that may
@@ -368,12 +400,14 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             last_publish_at: None,
             checkpoints,
             stats: PipeStats::default(),
+            mirrored: Mirrored::START,
         };
         Ok(Pipe {
             store: data,
             journal,
             config,
             state: Mutex::new(state),
+            read_mirror: ReadMirror::new(),
             flushing: Mutex::new(flush),
             apply_turn: Mutex::new(()),
             superblock: Mutex::new(superblock),
@@ -456,23 +490,23 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
 
     /// Length in chunks. Grows only when a grow request has completed.
     pub fn len_chunks(&self) -> u64 {
-        self.state.lock().len_chunks
+        self.lock().len_chunks
     }
 
     /// The newest durable epoch: every batch up to it is durable. [`Epoch::NONE`] before the
     /// first batch is published.
     pub fn durable_epoch(&self) -> Epoch {
-        self.state.lock().durable
+        self.lock().durable
     }
 
     /// The error that poisoned the pipe, if any.
     pub fn poisoned(&self) -> Option<Error> {
-        self.state.lock().poison.map(Error::Poisoned)
+        self.lock().poison.map(Error::Poisoned)
     }
 
     /// What the pipe has done so far.
     pub fn stats(&self) -> PipeStats {
-        self.state.lock().stats
+        self.lock().stats
     }
 
     /// Checks that `len_bytes` is a non-zero whole number of chunks and that they fit at
@@ -509,7 +543,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// [`Error::TooLarge`] when `data` has more chunks than staging; bad length or range;
     /// [`Error::Poisoned`], [`Error::Closed`].
     pub fn try_write(&self, index: u64, data: &[u8]) -> Result<Epoch, Error> {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         let count = self.check_range(index, data.len(), state.len_chunks)?;
         self.check_fits_staging(count)?;
         state.check_writable()?;
@@ -541,7 +575,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// [`Error::Poisoned`]; [`Error::InvalidInput`] for an epoch that was never handed out (no
     /// flush step would ever produce it).
     pub fn poll_durable(&self, epoch: Epoch) -> Poll<Result<(), Error>> {
-        let state = self.state.lock();
+        let state = self.lock();
         if epoch <= state.durable {
             Poll::Ready(Ok(()))
         } else if let Some(e) = state.poison {
@@ -560,7 +594,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// # Errors
     /// [`Error::Poisoned`].
     pub fn request_sync(&self) -> Result<Option<Epoch>, Error> {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         if let Some(e) = state.poison {
             return Err(Error::Poisoned(e));
         }
@@ -582,7 +616,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         if chunks == 0 {
             return Err(Error::InvalidInput("grow by zero chunks"));
         }
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         state.check_writable()?;
         let base = state.grow.target_chunks.max(state.len_chunks);
         let target_chunks = base
@@ -602,7 +636,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// # Errors
     /// The grow's store error, or [`Error::Poisoned`].
     pub fn poll_grow(&self, ticket: &GrowTicket) -> Poll<Result<u64, Error>> {
-        let state = self.state.lock();
+        let state = self.lock();
         if state.len_chunks >= ticket.target_chunks {
             return Poll::Ready(Ok(state.len_chunks));
         }
@@ -623,7 +657,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// # Errors
     /// [`Error::Poisoned`] when a batch failed.
     pub fn try_close(&self) -> Poll<Result<(), Error>> {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         state.closing = true;
         if let Some(e) = state.poison {
             return Poll::Ready(Err(Error::Poisoned(e)));
@@ -640,7 +674,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// `Ready` once [`try_close`](Pipe::try_close) was called and has nothing left to wait for
     /// (everything durable, or poisoned); `Pending` otherwise. Does not start closing.
     pub fn try_close_if_closing(&self) -> Poll<()> {
-        let closing = self.state.lock().closing;
+        let closing = self.lock().closing;
         if closing && self.try_close().is_ready() {
             Poll::Ready(())
         } else {
@@ -651,15 +685,10 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// Poisons the pipe with [`StoreErrorKind::Internal`] unless it already is: nothing in
     /// flight will ever be published.
     pub fn fail_stop(&self) {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         state
             .poison
             .get_or_insert(StoreError::new(StoreErrorKind::Internal, Op::Sync));
-    }
-
-    /// The state lock, for the other modules of the core.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<'a>> {
-        self.state.lock()
     }
 }
 
@@ -730,9 +759,20 @@ impl GrowTicket {
     }
 }
 
+impl<'a, S> Pipe<'a, S> {
+    /// The state lock, for the other modules of the core. Releasing it refreshes the mirror
+    /// that reads without the lock consult (`read.rs`).
+    pub(crate) fn lock(&self) -> StateGuard<'_, 'a> {
+        StateGuard {
+            guard: self.state.lock(),
+            mirror: &self.read_mirror,
+        }
+    }
+}
+
 impl<S> core::fmt::Debug for Pipe<'_, S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let state = self.state.lock();
+        let state = self.lock();
         f.debug_struct("Pipe")
             .field("config", &self.config)
             .field("len_chunks", &state.len_chunks)

@@ -6,7 +6,20 @@
 //! place during the store read is still in the index at that point (its slot cannot be freed
 //! while this reader is registered), so the result is exactly the pipe's contents at that
 //! moment: never a torn chunk, never part of a write or a transaction.
+//!
+//! **Reads while nothing is staged** (with `std`) skip the lock: every time the state lock is
+//! released, [`ReadMirror`] records whether anything is staged and the store's length. A
+//! reader that finds nothing staged reads the store and checks that the mirror's version did
+//! not move meanwhile. Pipe data reaches the store only from staged slots, written by a thread
+//! that took the lock after the writer staged them — and that writer moved the version before
+//! it released the lock. So if the version is the same, even value before and after the store
+//! read, no pipe write touched the store during it (the store's own synchronisation orders a
+//! write the read observed after the version move), and the result is exact; otherwise the
+//! read is redone the locked way.
 
+use crate::pipe::State;
+#[cfg(feature = "std")]
+use crate::sync::{AtomicU64, Ordering};
 use crate::{ChunkStore, Error, Pipe};
 
 impl<S: ChunkStore> Pipe<'_, S> {
@@ -22,6 +35,9 @@ impl<S: ChunkStore> Pipe<'_, S> {
     /// [`read_into`](Pipe::read_into), also returning how many staging slots the read's
     /// grace period held back and freed on exit (the blocking layer wakes blocked writers then).
     pub(crate) fn read_reporting_freed(&self, index: u64, buf: &mut [u8]) -> Result<u32, Error> {
+        if let Some(unstaged) = self.read_unstaged(index, buf) {
+            return unstaged.map(|()| 0);
+        }
         let ticket = {
             let mut state = self.lock();
             self.check_range(index, buf.len(), state.len_chunks)?;
@@ -47,9 +63,32 @@ impl<S: ChunkStore> Pipe<'_, S> {
         result.map(|()| freed)
     }
 
+    /// The read without the lock, when nothing is staged before or during it (module docs);
+    /// `None` when that cannot be shown, or the request needs the locked path's checks.
+    #[cfg(feature = "std")]
+    fn read_unstaged(&self, index: u64, buf: &mut [u8]) -> Option<Result<(), Error>> {
+        let mirror = &self.read_mirror;
+        let before = mirror.version.load(Ordering::SeqCst);
+        if !ReadMirror::is_unstaged(before) {
+            return None;
+        }
+        let len_chunks = mirror.len_chunks.load(Ordering::SeqCst);
+        self.check_range(index, buf.len(), len_chunks).ok()?;
+        let read = self
+            .store
+            .read_at(index * self.config.chunk_bytes(), &mut [&mut *buf]);
+        let after = mirror.version.load(Ordering::SeqCst);
+        (after == before).then(|| read.map_err(Error::Store))
+    }
+
+    #[cfg(not(feature = "std"))]
+    fn read_unstaged(&self, _index: u64, _buf: &mut [u8]) -> Option<Result<(), Error>> {
+        None
+    }
+
     /// Copies every staged chunk of the range over `buf`. Probes the index per chunk, or scans
     /// the index when the range is larger than it.
-    fn patch_from_staging(&self, state: &crate::pipe::State<'_>, index: u64, buf: &mut [u8]) {
+    fn patch_from_staging(&self, state: &State<'_>, index: u64, buf: &mut [u8]) {
         if state.index.is_empty() {
             return;
         }
@@ -93,5 +132,73 @@ impl<S: ChunkStore> Pipe<'_, S> {
             .map_err(|_| Error::InvalidInput("read size too large to allocate"))?;
         buf.resize(len, 0);
         Ok(buf)
+    }
+}
+
+/// What a read without the lock needs from the state, refreshed whenever the state lock is
+/// released (module docs). Without `std` there is no lock-free read and nothing to refresh.
+#[derive(Debug)]
+pub(crate) struct ReadMirror {
+    /// Even while nothing is staged and the pipe is not poisoned, odd otherwise; each change
+    /// between the two moves it on, so equal values at two times mean no staging in between.
+    #[cfg(feature = "std")]
+    version: AtomicU64,
+    /// The store's length in chunks, as the state has it.
+    #[cfg(feature = "std")]
+    len_chunks: AtomicU64,
+}
+
+/// The values last stored in the [`ReadMirror`], kept in the state so that a release compares
+/// plain fields and touches the atomics only when something changed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mirrored {
+    version: u64,
+    len_chunks: u64,
+}
+
+impl Mirrored {
+    /// As a new [`ReadMirror`] starts.
+    pub(crate) const START: Mirrored = Mirrored {
+        version: 1,
+        len_chunks: 0,
+    };
+}
+
+impl ReadMirror {
+    /// Starts as "something staged", so reads take the lock until the first release says
+    /// otherwise.
+    pub(crate) fn new() -> Self {
+        ReadMirror {
+            #[cfg(feature = "std")]
+            version: AtomicU64::new(Mirrored::START.version),
+            #[cfg(feature = "std")]
+            len_chunks: AtomicU64::new(Mirrored::START.len_chunks),
+        }
+    }
+
+    fn is_unstaged(version: u64) -> bool {
+        version % 2 == 0
+    }
+
+    /// Records `state` as it is released; the state lock is held, so this is the only writer.
+    pub(crate) fn refresh(&self, state: &mut State<'_>) {
+        let unstaged = state.index.is_empty() && state.poison.is_none();
+        let mirrored = &mut state.mirrored;
+        if Self::is_unstaged(mirrored.version) != unstaged {
+            mirrored.version += 1;
+            #[cfg(feature = "std")]
+            self.version.store(mirrored.version, Ordering::SeqCst);
+        }
+        if mirrored.len_chunks != state.len_chunks {
+            mirrored.len_chunks = state.len_chunks;
+            #[cfg(feature = "std")]
+            self.len_chunks.store(state.len_chunks, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether a read would now skip the lock (for tests).
+    #[cfg(all(test, feature = "std"))]
+    pub(crate) fn unstaged(&self) -> bool {
+        Self::is_unstaged(self.version.load(Ordering::SeqCst))
     }
 }

@@ -626,3 +626,29 @@ mod concurrent {
         Arc::try_unwrap(pipe).unwrap().close().unwrap();
     }
 }
+
+/// Reads skip the lock only while nothing is staged (`read.rs`): a staged write turns that off
+/// until its batch is in place and its slots are free, and a poisoned pipe keeps it off. The
+/// length the lock-free path checks follows a grow. Every read returns the newest data.
+#[test]
+fn reads_skip_the_lock_only_while_nothing_is_staged() {
+    let pipe = pipe(4, 4);
+    assert_eq!(pipe.read(1, 1).unwrap(), chunk(0));
+    assert!(pipe.read_mirror.unstaged(), "nothing staged after open");
+    pipe.try_write(1, &chunk(5)).unwrap();
+    assert!(!pipe.read_mirror.unstaged(), "a staged write");
+    assert_eq!(pipe.read(1, 1).unwrap(), chunk(5), "served from staging");
+    pipe.flush_step(Instant::ZERO).unwrap();
+    assert!(pipe.read_mirror.unstaged(), "in place, slots free");
+    assert_eq!(pipe.read(1, 1).unwrap(), chunk(5), "served from the store");
+
+    assert!(matches!(pipe.read(4, 1), Err(Error::OutOfRange { .. })));
+    pipe.request_grow(2).unwrap();
+    pipe.flush_step(Instant::ZERO).unwrap();
+    assert!(pipe.read_mirror.unstaged());
+    assert_eq!(pipe.read(5, 1).unwrap(), chunk(0), "the grown length");
+
+    pipe.fail_stop();
+    assert!(!pipe.read_mirror.unstaged(), "poisoned");
+    assert!(matches!(pipe.read(1, 1), Err(Error::Poisoned(_))));
+}
