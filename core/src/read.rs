@@ -20,7 +20,7 @@
 use crate::pipe::State;
 #[cfg(feature = "std")]
 use crate::sync::{AtomicU64, Ordering};
-use crate::{ChunkStore, Error, Pipe};
+use crate::{ChunkStore, Error, Pipe, StoreError};
 
 impl<S: ChunkStore> Pipe<'_, S> {
     /// Fills `buf` (a whole number of chunks) with chunks `index..`: the newest value of each,
@@ -46,9 +46,7 @@ impl<S: ChunkStore> Pipe<'_, S> {
             }
             state.pool.enter_reader()
         };
-        let read = self
-            .store
-            .read_at(index * self.config.chunk_bytes(), &mut [&mut *buf]);
+        let read = self.read_store(index, buf);
         let mut guard = self.lock();
         let state = &mut *guard;
         let result = match (read, state.poison) {
@@ -74,9 +72,7 @@ impl<S: ChunkStore> Pipe<'_, S> {
         }
         let len_chunks = mirror.len_chunks.load(Ordering::SeqCst);
         self.check_range(index, buf.len(), len_chunks).ok()?;
-        let read = self
-            .store
-            .read_at(index * self.config.chunk_bytes(), &mut [&mut *buf]);
+        let read = self.read_store(index, buf);
         let after = mirror.version.load(Ordering::SeqCst);
         (after == before).then(|| read.map_err(Error::Store))
     }
@@ -84,6 +80,12 @@ impl<S: ChunkStore> Pipe<'_, S> {
     #[cfg(not(feature = "std"))]
     fn read_unstaged(&self, _index: u64, _buf: &mut [u8]) -> Option<Result<(), Error>> {
         None
+    }
+
+    /// Reads chunks `index..` from the store into `buf` as it is, staging aside.
+    fn read_store(&self, index: u64, buf: &mut [u8]) -> Result<(), StoreError> {
+        self.store
+            .read_at(index * self.config.chunk_bytes(), &mut [buf])
     }
 
     /// Copies every staged chunk of the range over `buf`. Probes the index per chunk, or scans
