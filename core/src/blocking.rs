@@ -177,7 +177,12 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
                 Ok(report) if report.progressed() => {
                     // Wake waiters, and look for the batch that formed meanwhile.
                     self.progress.notify_all();
-                    if report.checkpoint_owed || report.apply_owed {
+                    if report.sync_owed && !report.next_batch_waiting {
+                        // Nothing to write while the checkpointer would sync: sync here and
+                        // spare the hand-off.
+                        let _ = self.pipe.sync_step(now);
+                        self.progress.notify_all();
+                    } else if report.checkpoint_owed || report.apply_owed || report.sync_owed {
                         self.checkpoint.notify_all();
                     }
                     continue;

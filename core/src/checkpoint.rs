@@ -36,15 +36,15 @@ impl<S: ChunkStore> Pipe<'_, S> {
     /// [`Error::Poisoned`] when the pipe is poisoned or the checkpoint failed (which poisons
     /// it: the journal may no longer be trusted to cover what it must).
     pub fn checkpoint_step(&self, now: Instant) -> Result<bool, Error> {
-        if self.journal.is_none() {
-            return Ok(false);
-        }
         {
             let mut state = self.lock();
             state.checkpoints.in_background = true;
             if let Some(e) = state.poison {
                 return Err(Error::Poisoned(e));
             }
+        }
+        if self.journal.is_none() {
+            return self.sync_step(now).map(|synced| synced.is_some());
         }
         // Planted bug, for the simulator's tests only: checkpoint before writing the published
         // batches in place (`due_checkpoint` then ignores them too).
@@ -60,8 +60,11 @@ impl<S: ChunkStore> Pipe<'_, S> {
     /// `None` while nothing is owed (the flush step publishing a batch may change that).
     pub fn next_checkpoint_at(&self, now: Instant) -> Option<Instant> {
         let state = self.lock();
-        if state.poison.is_some() || self.journal.is_none() {
+        if state.poison.is_some() {
             return None;
+        }
+        if self.journal.is_none() {
+            return state.sync_owed().then_some(now);
         }
         let owed = &state.checkpoints;
         let half_due = owed.half_to_free.is_some_and(|t| owed.applied >= t.epoch);

@@ -23,8 +23,16 @@ const MAX_BUFS_PER_CALL: usize = 64;
 /// What one flush step did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StepReport {
-    /// The epoch the step published, if it sealed a batch.
+    /// The epoch the step published, if any.
     pub published: Option<Epoch>,
+    /// `Journal::Off`: the epoch of the batch the step wrote in place (freeing its staging),
+    /// if it sealed one.
+    pub written: Option<Epoch>,
+    /// `Journal::Off`: whether batches written in place wait for a sync that the step left to
+    /// [`Pipe::checkpoint_step`] (wake whoever runs it, or call [`Pipe::sync_step`]).
+    pub sync_owed: bool,
+    /// Whether writes waited in the open batch when the step ended (the next step has work).
+    pub next_batch_waiting: bool,
     /// Whether it handled grow requests (successfully or not).
     pub grew: bool,
     /// `Journal::Atomic`: whether it wrote published batches in place (freeing their staging).
@@ -43,7 +51,11 @@ impl StepReport {
     /// Whether anything changed that a waiter (for an epoch, staging space, a grow or a close)
     /// may be waiting for.
     pub fn progressed(&self) -> bool {
-        self.published.is_some() || self.grew || self.applied || self.checkpointed
+        self.published.is_some()
+            || self.written.is_some()
+            || self.grew
+            || self.applied
+            || self.checkpointed
     }
 }
 
@@ -84,6 +96,16 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         }
         // Otherwise the next batch commits while the checkpointer applies.
         report.apply_owed = queued && !inline;
+        if let Some(owed) = self.owed_sync() {
+            if owed.inline {
+                report.published = self.sync_step(now)?;
+                return Ok(report);
+            }
+            if owed.ahead {
+                report.sync_owed = true;
+                return Ok(report);
+            }
+        }
         let Some((mut batch, epoch)) = self.seal(now)? else {
             // The idle or closing checkpoint, unless `checkpoint_step` takes those.
             report.checkpointed = self.take_due_checkpoint(now, true)?;
@@ -92,23 +114,112 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         batch.prepare_write();
         match self.config.journal {
             Journal::Off => {
-                let result = self.write_in_place(&batch).and_then(|()| {
-                    // Planted bug, for the simulator's tests only (never in a normal build).
-                    #[cfg(chunkpipe_planted = "publish_before_sync")]
-                    {
-                        self.lock().durable = epoch;
-                    }
-                    self.hint_writeback(&batch);
-                    self.store.sync()
-                });
-                self.publish(batch, epoch, result)?;
+                if let Err(e) = self.write_in_place(&batch) {
+                    return Err(self.fail_batch(batch, e));
+                }
+                self.hint_writeback(&batch);
+                report.written = Some(epoch);
+                let (inline, next_batch_waiting) = self.retire_written(batch, epoch);
+                report.next_batch_waiting = next_batch_waiting;
+                if inline {
+                    report.published = self.sync_step(now)?;
+                } else {
+                    // The next batch can be written in place while the checkpointer syncs.
+                    report.sync_owed = true;
+                }
             }
             Journal::Atomic => {
                 report.checkpoint_owed = self.commit_to_journal(&mut flush, batch, epoch, now)?;
+                report.published = Some(epoch);
             }
         }
-        report.published = Some(epoch);
         Ok(report)
+    }
+
+    /// `Journal::Off`: a sync the flush step owes before it writes another batch in place, if
+    /// any: whether it takes the sync itself, and whether it must wait for the checkpointer's.
+    fn owed_sync(&self) -> Option<OwedSync> {
+        let state = self.lock();
+        state.sync_owed().then(|| OwedSync {
+            inline: state.closing || !state.checkpoints.in_background,
+            ahead: state.in_place_ahead(),
+        })
+    }
+
+    /// `Journal::Off`: retires a batch written in place (its chunks are read from the store
+    /// from now on, and its staging is free for writers while it syncs); returns whether the
+    /// flush step syncs it itself ([`State::flush_step_syncs`]) and whether the open batch
+    /// holds writes.
+    fn retire_written(&self, batch: SealedBatch<'a>, epoch: Epoch) -> (bool, bool) {
+        let chunks = batch.len() as u64;
+        let in_place_bytes = batch.live_len() as u64 * self.config.chunk_bytes();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let plan = state.pool.retire(batch, &mut state.index);
+        state.put_spare_plan(plan);
+        debug_assert_eq!(
+            epoch,
+            state.unsynced.written.next(),
+            "batches are written in epoch order"
+        );
+        state.unsynced.written = epoch;
+        state.unsynced.batches += 1;
+        state.unsynced.chunks += chunks;
+        state.stats.in_place_bytes += in_place_bytes;
+        (state.flush_step_syncs(), state.open.len > 0)
+    }
+
+    /// `Journal::Off`: syncs the data store and publishes every batch written in place before
+    /// the sync started; returns the epoch published, or `None` when no sync was owed.
+    ///
+    /// The flush step leaves this to [`checkpoint_step`](Pipe::checkpoint_step) once someone
+    /// runs that, so the next batch is written in place while this sync runs; a flusher with
+    /// no batch to write meanwhile may call it itself rather than hand it over. One sync runs
+    /// at a time (`data_turn`), so publication stays in epoch order.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] when the pipe is poisoned or the sync failed: every batch not yet
+    /// published fails.
+    pub fn sync_step(&self, now: Instant) -> Result<Option<Epoch>, Error> {
+        let _turn = self.data_turn.lock();
+        let (target, batches, chunks) = {
+            let mut state = self.lock();
+            if let Some(e) = state.poison {
+                return Err(Error::Poisoned(e));
+            }
+            if !state.sync_owed() {
+                return Ok(None);
+            }
+            let owed = &mut state.unsynced;
+            let taken = (owed.written, owed.batches, owed.chunks);
+            (owed.batches, owed.chunks) = (0, 0);
+            taken
+        };
+        // Planted bug, for the simulator's tests only (never in a normal build).
+        #[cfg(chunkpipe_planted = "publish_before_sync")]
+        {
+            self.lock().durable = target;
+        }
+        let unwinding = FailStopOnDrop(self);
+        let result = self.store.sync();
+        core::mem::forget(unwinding);
+        let mut state = self.lock();
+        state.stats.syncs += 1;
+        match result {
+            Ok(()) => {
+                state.durable = target;
+                state.last_publish_at = Some(now);
+                state.stats.batches += batches;
+                state.stats.chunks += chunks;
+                Ok(Some(target))
+            }
+            // Planted bug, for the simulator's tests only: forget the failure, so a later
+            // successful sync releases the failed batches' waiters.
+            #[cfg(chunkpipe_planted = "release_after_failure")]
+            Err(e) => Err(Error::Store(e)),
+            #[cfg(not(chunkpipe_planted = "release_after_failure"))]
+            Err(e) => Err(Error::Poisoned(*state.poison.get_or_insert(e))),
+        }
     }
 
     /// `Journal::Atomic`: appends the batch to the journal (moving to the other half first if it
@@ -181,10 +292,10 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
 
     /// `Journal::Atomic`: writes every published batch in the apply queue in place, oldest
     /// first, releasing each one's staging; returns whether there was any. One apply runs at a
-    /// time (`apply_turn`): a caller waits for the one running. A failure poisons the pipe (the
+    /// time (`data_turn`): a caller waits for the one running. A failure poisons the pipe (the
     /// journal still holds the batch; reopening replays it) and returns the poison.
     pub(crate) fn apply_published(&self) -> Result<bool, StoreError> {
-        let _turn = self.apply_turn.lock();
+        let _turn = self.data_turn.lock();
         let mut applied = false;
         loop {
             let (batch, epoch) = {
@@ -236,8 +347,13 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             return None;
         }
         let apply_inline = state.apply.has_waiting() && state.flush_step_applies();
-        if state.grow.completed < state.grow.requested || apply_inline {
+        let sync_inline = state.sync_owed() && (state.closing || !state.checkpoints.in_background);
+        if state.grow.completed < state.grow.requested || apply_inline || sync_inline {
             return Some(now);
+        }
+        if state.in_place_ahead() {
+            // The checkpointer's sync wakes this flusher when it is done.
+            return None;
         }
         if state.open.len == 0 {
             let checkpoint_at = self.idle_checkpoint_at(&state).max(now);
@@ -358,40 +474,24 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let end = (batch.chunk(batch.live_len() - 1) + 1) * chunk_bytes;
         let _ = self.store.start_writeback(start, end - start);
     }
+}
 
-    /// Retires the batch's slots and publishes its epoch, or poisons the pipe if it failed.
-    fn publish(
-        &self,
-        batch: SealedBatch<'a>,
-        epoch: Epoch,
-        result: Result<(), StoreError>,
-    ) -> Result<(), Error> {
-        let chunks = batch.len() as u64;
-        let in_place_bytes = batch.live_len() as u64 * self.config.chunk_bytes();
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let plan = state.pool.retire(batch, &mut state.index);
-        state.put_spare_plan(plan);
-        state.stats.syncs += 1;
-        match result {
-            Ok(()) => {
-                state.stats.in_place_bytes += in_place_bytes;
-                debug_assert_eq!(
-                    epoch,
-                    state.durable.next(),
-                    "batches publish in epoch order"
-                );
-                state.durable = epoch;
-                state.stats.batches += 1;
-                state.stats.chunks += chunks;
-                Ok(())
-            }
-            // Planted bug, for the simulator's tests only: forget the failure, so a later
-            // successful batch releases the failed one's waiters.
-            #[cfg(chunkpipe_planted = "release_after_failure")]
-            Err(e) => Err(Error::Store(e)),
-            #[cfg(not(chunkpipe_planted = "release_after_failure"))]
-            Err(e) => Err(Error::Poisoned(*state.poison.get_or_insert(e))),
-        }
+/// `Journal::Off`: what [`Pipe::owed_sync`] found.
+struct OwedSync {
+    /// The flush step syncs itself (see [`State::flush_step_syncs`]).
+    inline: bool,
+    /// Too many batches wait for a sync to write another ([`State::in_place_ahead`]).
+    ahead: bool,
+}
+
+/// Poisons the pipe when dropped: armed around a sync that decided what it covers, so that if
+/// the store panics in it, a later sync cannot publish those batches as durable (the panic may
+/// have been a failure; a successful sync after a failed one proves nothing). Disarmed with
+/// `mem::forget` once the sync returns.
+struct FailStopOnDrop<'p, 'a, S: ChunkStore>(&'p Pipe<'a, S>);
+
+impl<S: ChunkStore> Drop for FailStopOnDrop<'_, '_, S> {
+    fn drop(&mut self) {
+        self.0.fail_stop();
     }
 }

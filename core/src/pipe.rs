@@ -55,6 +55,18 @@ pub(crate) struct OpenBatch<'a> {
     pub(crate) seen_at: Option<Instant>,
 }
 
+impl<'a> OpenBatch<'a> {
+    /// An empty batch that will get `epoch`.
+    fn empty(plan: Region<'a, PlanEntry>, epoch: Epoch) -> Self {
+        OpenBatch {
+            plan,
+            len: 0,
+            epoch,
+            seen_at: None,
+        }
+    }
+}
+
 /// Pending and finished grow requests.
 #[derive(Default)]
 pub(crate) struct GrowState {
@@ -93,6 +105,8 @@ pub(crate) struct State<'a> {
     pub(crate) last_publish_at: Option<Instant>,
     /// `Journal::Atomic`: what the journal owes a checkpoint.
     pub(crate) checkpoints: CheckpointState,
+    /// `Journal::Off`: batches written in place whose sync is owed.
+    pub(crate) unsynced: Unsynced,
     pub(crate) stats: PipeStats,
     /// What the read mirror was last told (`read.rs`).
     pub(crate) mirrored: Mirrored,
@@ -112,6 +126,32 @@ pub(crate) struct CheckpointState {
     /// Someone runs [`Pipe::checkpoint_step`], so applying published batches in place and
     /// idle checkpoints are left to it.
     pub(crate) in_background: bool,
+}
+
+/// `Journal::Off`: batches written in place (their staging freed) that no finished sync covers
+/// yet. Epochs are consecutive, so `written - durable` batches are owed a sync.
+#[derive(Debug, Default)]
+pub(crate) struct Unsynced {
+    /// The newest epoch written in place (`durable` when nothing is owed).
+    pub(crate) written: Epoch,
+    /// Batches written in place since the last sync started.
+    pub(crate) batches: u64,
+    /// Chunks in those batches (before dropping superseded writes).
+    pub(crate) chunks: u64,
+}
+
+impl Unsynced {
+    /// Nothing owed, with `durable` the durable epoch.
+    fn at(durable: Epoch) -> Self {
+        Unsynced {
+            written: durable,
+            ..Unsynced::default()
+        }
+    }
+
+    /// The most batches written in place ahead of the syncs: one being synced, one written
+    /// meanwhile. Bounds what a crash can lose beyond staging.
+    pub(crate) const MAX_BATCHES: u64 = 2;
 }
 
 /// `Journal::Atomic`: published batches on their way into the data file, oldest first. Each
@@ -195,6 +235,23 @@ impl<'a> State<'a> {
             || self.closing
             || self.spare_plans.iter().all(Option::is_none)
             || self.open.len == 0
+    }
+
+    /// `Journal::Off`: batches are written in place that no finished sync covers.
+    pub(crate) fn sync_owed(&self) -> bool {
+        self.unsynced.written > self.durable
+    }
+
+    /// `Journal::Off`: whether a flush step syncs what it wrote in place itself rather than
+    /// leave the sync to [`Pipe::checkpoint_step`]: when nobody runs that, or on close.
+    pub(crate) fn flush_step_syncs(&self) -> bool {
+        !self.checkpoints.in_background || self.closing
+    }
+
+    /// `Journal::Off`: the flush step waits for a sync before writing another batch in place.
+    pub(crate) fn in_place_ahead(&self) -> bool {
+        self.sync_owed()
+            && self.unsynced.written.get() - self.durable.get() >= Unsynced::MAX_BATCHES
     }
 
     /// The journal holds records no checkpoint covers (never in `Journal::Off`, which has no
@@ -303,11 +360,12 @@ pub struct Pipe<'a, S> {
     pub(crate) read_mirror: ReadMirror,
     /// Held by the one flush step that may run at a time.
     pub(crate) flushing: Mutex<FlushState<'a>>,
-    /// `Journal::Atomic`: held by the one apply (writing published batches in place) that may
-    /// run at a time, so batches reach the data file in epoch order.
-    pub(crate) apply_turn: Mutex<()>,
+    /// Held by the one job at a time that moves batches into the data file, so they get there
+    /// in epoch order: an apply (`Journal::Atomic`: writing published batches in place) or a
+    /// sync of batches written in place (`Journal::Off`).
+    pub(crate) data_turn: Mutex<()>,
     /// `Journal::Atomic`: the durable superblock, held by the one checkpoint that may run at a
-    /// time (lock order: `flushing`, `apply_turn`, this, `state`).
+    /// time (lock order: `flushing`, `data_turn`, this, `state`).
     pub(crate) superblock: Mutex<Option<Superblock>>,
     /// What recovery found when the pipe was opened (`Journal::Atomic`).
     recovery: Option<ScanReport>,
@@ -382,12 +440,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let state = State {
             pool,
             index,
-            open: OpenBatch {
-                plan: open_plan,
-                len: 0,
-                epoch: durable.next(),
-                seen_at: None,
-            },
+            open: OpenBatch::empty(open_plan, durable.next()),
             spare_plans: spare_plans.map(Some),
             durable,
             len_chunks,
@@ -399,6 +452,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             apply: ApplyQueue::EMPTY,
             last_publish_at: None,
             checkpoints,
+            unsynced: Unsynced::at(durable),
             stats: PipeStats::default(),
             mirrored: Mirrored::START,
         };
@@ -409,7 +463,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             state: Mutex::new(state),
             read_mirror: ReadMirror::new(),
             flushing: Mutex::new(flush),
-            apply_turn: Mutex::new(()),
+            data_turn: Mutex::new(()),
             superblock: Mutex::new(superblock),
             recovery,
             _memory: memory,

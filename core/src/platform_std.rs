@@ -194,7 +194,6 @@ impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
     /// # Errors
     /// An [`Error::Store`] if a thread cannot be spawned.
     pub fn from_pipe(pipe: Pipe<'static, S>) -> Result<Self, Error> {
-        let journaled = pipe.config().journal == crate::Journal::Atomic;
         let signals = [StdSignal::new(), StdSignal::new(), StdSignal::new()];
         let shared = Arc::new(BlockingPipe::new(pipe, StdClock, signals));
         let flusher = spawn("chunkpipe-flusher", &shared, StdPipe::run_flusher)?;
@@ -202,18 +201,16 @@ impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
             shared,
             threads: std::vec![flusher],
         };
-        if journaled {
-            let checkpointer = spawn(
-                "chunkpipe-checkpointer",
-                &threaded.shared,
-                StdPipe::run_checkpointer,
-            );
-            match checkpointer {
-                Ok(thread) => threaded.threads.push(thread),
-                Err(e) => {
-                    let _ = threaded.shut_down();
-                    return Err(e);
-                }
+        let checkpointer = spawn(
+            "chunkpipe-checkpointer",
+            &threaded.shared,
+            StdPipe::run_checkpointer,
+        );
+        match checkpointer {
+            Ok(thread) => threaded.threads.push(thread),
+            Err(e) => {
+                let _ = threaded.shut_down();
+                return Err(e);
             }
         }
         Ok(threaded)

@@ -117,7 +117,8 @@ pub fn a_panicking_flusher_poisons_instead_of_hanging<H: Harness>(h: &H) {
     pipe.pipe().store().panic_next_sync();
     let epoch = pipe.write(1, &chunk_with(2)).unwrap();
     let internal = |r: Result<(), Error>| matches!(r, Err(Error::Poisoned(e)) if e.kind == StoreErrorKind::Internal);
-    assert!(internal(pipe.wait(epoch)));
+    let waited = pipe.wait(epoch);
+    assert!(internal(waited), "{waited:?}");
     assert_eq!(pipe.wait(durable), Ok(()));
     assert!(matches!(
         pipe.write(2, &chunk_with(3)),
