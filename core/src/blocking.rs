@@ -3,9 +3,10 @@
 //! Three event counts connect the threads. `work` wakes the flusher when a write, commit, grow,
 //! sync or close gives it something to do. `progress` wakes everyone else when the flusher
 //! publishes an epoch, frees staging, finishes a grow or poisons the pipe (and when a reader
-//! frees staging). `checkpoint` wakes the checkpointer (`Journal::Atomic`) when a published
-//! batch waits to be written in place, when appends leave a half of the journal, or on close;
-//! it times idle checkpoints itself. Every wait follows the token protocol of [`Signal`], so a
+//! frees staging). `checkpoint` wakes the checkpointer when a published batch waits to be
+//! written in place or appends leave a half of the journal (`Journal::Atomic`), when batches
+//! written in place wait for their sync (`Journal::Off`), or on close; it times idle checkpoints
+//! itself. Every wait follows the token protocol of [`Signal`], so a
 //! wake-up between a check and a wait is never lost.
 
 use crate::{ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, Signal, Transaction};
@@ -206,10 +207,11 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
         }
     }
 
-    /// The checkpointer (`Journal::Atomic`): writes published batches in place and takes due
-    /// checkpoints beside the flusher (see [`Pipe::checkpoint_step`]), so the commit path
-    /// holds only the journal append and its sync, never an in-place write or a data sync;
-    /// sleeps on `checkpoint` (or until the next idle checkpoint) in between, and returns once
+    /// The checkpointer: runs [`Pipe::checkpoint_step`] beside the flusher. `Journal::Atomic`:
+    /// writes published batches in place and takes due checkpoints, so the commit path holds
+    /// only the journal append and its sync, never an in-place write or a data sync.
+    /// `Journal::Off`: syncs the batches the flusher wrote in place while it writes the next.
+    /// Sleeps on `checkpoint` (or until the next idle checkpoint) in between, and returns once
     /// the pipe is closed.
     pub fn run_checkpointer(&self) {
         loop {

@@ -29,8 +29,11 @@ impl<S: ChunkStore> Pipe<'_, S> {
     /// from a second thread or a main loop, beside the flush steps: it blocks only in its store
     /// calls (in-place writes; one data sync, one superblock write and sync), and flush steps go
     /// on meanwhile. Calling it once tells the flush step to leave both jobs to it (a flush step
-    /// still applies batches when they hold every spare batch plan). `Journal::Off` pipes have
-    /// nothing to do here.
+    /// still applies batches when they hold every spare batch plan).
+    ///
+    /// `Journal::Off` has no checkpoints; there this is [`sync_step`](Pipe::sync_step) (the
+    /// data sync of the batches the flush step wrote in place), and calling it once likewise
+    /// tells the flush step to leave those syncs to it. It then publishes what it synced.
     ///
     /// # Errors
     /// [`Error::Poisoned`] when the pipe is poisoned or the checkpoint failed (which poisons

@@ -6,7 +6,11 @@
 //! sync is in flight.
 //!
 //! The durability mode decides what is written before the sync ([`Journal`]); `Journal::Off`
-//! writes the batch in place, hints writeback and syncs the store once. `Journal::Atomic`
+//! writes the batch in place, hints writeback and syncs the store once. Its staging is free as
+//! soon as it is written in place (reads find it in the store from then on); when someone runs
+//! [`Pipe::checkpoint_step`], the sync is left to it ([`Pipe::sync_step`]), so the flusher writes
+//! the next batch in place while the last one syncs — at most two batches (`Unsynced`)
+//! ahead, and a sync publishes every batch written before it began. `Journal::Atomic`
 //! appends the batch to the journal and syncs that: the commit path holds nothing else. The
 //! published batch then waits in the apply queue to be written in place — by
 //! [`Pipe::checkpoint_step`] on a second thread when someone runs it, so the next batch commits
@@ -63,6 +67,9 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// Does one flush step at `now`: handles pending grow requests, then seals the open batch,
     /// writes it, makes it durable with one `sync` and publishes its epoch. Returns the epoch
     /// published, or `None` when there was nothing to do (or `max_batch_delay` has not passed).
+    /// `Journal::Off` once someone runs [`checkpoint_step`](Pipe::checkpoint_step): the step
+    /// writes the batch in place and leaves its sync to that, publishing nothing itself (its
+    /// [`StepReport`] says so); it syncs itself only when closing.
     ///
     /// At most one batch per call. Blocks only inside store calls.
     ///

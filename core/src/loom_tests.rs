@@ -209,6 +209,78 @@ fn a_failed_sync_wakes_its_waiter_with_the_error() {
     });
 }
 
+/// A store that keeps what its last sync made durable: a copy of everything written before
+/// the sync began.
+#[derive(Default)]
+struct SyncedImage {
+    mem: MemStore<'static>,
+    synced: crate::sync::Mutex<Vec<u8>>,
+}
+
+impl SyncedImage {
+    fn synced_chunk(&self, index: u64) -> [u8; CHUNK] {
+        let image = self.synced.lock();
+        let start = index as usize * CHUNK;
+        image
+            .get(start..start + CHUNK)
+            .map_or([0; CHUNK], |bytes| bytes.try_into().unwrap())
+    }
+}
+
+impl ChunkStore for SyncedImage {
+    fn len(&self) -> Result<u64, StoreError> {
+        self.mem.len()
+    }
+    fn read_at(&self, offset: u64, bufs: &mut [&mut [u8]]) -> Result<(), StoreError> {
+        self.mem.read_at(offset, bufs)
+    }
+    fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), StoreError> {
+        self.mem.write_at(offset, bufs)
+    }
+    fn grow(&self, new_len: u64) -> Result<(), StoreError> {
+        self.mem.grow(new_len)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        let mut image = std::vec![0; self.mem.len()? as usize];
+        self.mem.read_at(0, &mut [&mut image])?;
+        *self.synced.lock() = image;
+        Ok(())
+    }
+}
+
+/// `Journal::Off` with the checkpointer thread syncing beside the flusher: the flusher writes a
+/// batch in place and frees its staging, then may write the next one while the checkpointer
+/// syncs the first (or sync itself when nothing waits). A writer that sees its epoch durable
+/// finds its chunk in what a sync made durable — never only in the store's unsynced bytes.
+#[test]
+fn an_in_place_batch_is_published_only_after_a_sync_that_covers_it() {
+    loom::model(|| {
+        let pipe = Pipe::new(SyncedImage::default(), config(2)).unwrap();
+        let signals = [StdSignal::new(), StdSignal::new(), StdSignal::new()];
+        let shared = Arc::new(BlockingPipe::new(pipe, Frozen, signals));
+        let threads: Vec<_> = [
+            BlockingPipe::run_flusher as fn(&BlockingPipe<'static, _, _, _>),
+            BlockingPipe::run_checkpointer,
+        ]
+        .into_iter()
+        .map(|run| {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || run(&shared))
+        })
+        .collect();
+        let first = shared.write(1, &chunk(1)).unwrap();
+        let second = shared.write(2, &chunk(2)).unwrap();
+        shared.wait(first).unwrap();
+        assert_eq!(shared.pipe().store().synced_chunk(1), chunk(1));
+        shared.wait(second).unwrap();
+        assert_eq!(shared.pipe().store().synced_chunk(2), chunk(2));
+        shared.close().unwrap();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    });
+}
+
 /// `Journal::Atomic` with its three threads — a writer waiting on each batch, the flusher and
 /// the checkpointer — over a journal whose halves hold one record each, so every batch moves
 /// appends to the other half and owes a checkpoint: the flush step's fallback and the

@@ -141,7 +141,7 @@ pub type StdPipe<S> = BlockingPipe<'static, S, StdClock, StdSignal>;
 /// ```
 pub struct ThreadedPipe<S: ChunkStore + Send + Sync + 'static> {
     shared: Arc<StdPipe<S>>,
-    /// The flusher, then (`Journal::Atomic`) the checkpointer.
+    /// The flusher, then the checkpointer.
     threads: std::vec::Vec<JoinHandle<()>>,
 }
 
@@ -171,25 +171,24 @@ fn spawn<S: ChunkStore + Send + Sync + 'static>(
 
 impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
     /// Creates a `Journal::Off` pipe over `store` with allocated staging and starts its flusher
-    /// thread.
+    /// and checkpointer threads.
     ///
     /// # Errors
-    /// As [`Pipe::new`]; an [`Error::Store`] if the thread cannot be spawned.
+    /// As [`Pipe::new`]; an [`Error::Store`] if a thread cannot be spawned.
     pub fn start(store: S, config: Config) -> Result<Self, Error> {
         Self::from_pipe(Pipe::new(store, config)?)
     }
 
     /// Creates a `Journal::Atomic` pipe over `data` and `journal` (recovering the journal) and
-    /// starts its flusher thread.
+    /// starts its flusher and checkpointer threads.
     ///
     /// # Errors
-    /// As [`Pipe::with_journal`]; an [`Error::Store`] if the thread cannot be spawned.
+    /// As [`Pipe::with_journal`]; an [`Error::Store`] if a thread cannot be spawned.
     pub fn start_journaled(data: S, journal: S, config: Config) -> Result<Self, Error> {
         Self::from_pipe(Pipe::with_journal(data, journal, config)?)
     }
 
-    /// Starts the flusher thread of an existing pipe (and, for `Journal::Atomic`, its
-    /// checkpointer thread).
+    /// Starts the flusher and checkpointer threads of an existing pipe.
     ///
     /// # Errors
     /// An [`Error::Store`] if a thread cannot be spawned.

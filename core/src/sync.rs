@@ -3,8 +3,8 @@
 //! With `std` the core uses `std::sync::Mutex` (a futex: a contended thread sleeps instead of
 //! spinning); without it, `spin::Mutex`. The core lock (`Pipe::state`) is held only for
 //! O(1)-ish bookkeeping and never across a [`ChunkStore`](crate::ChunkStore) call. The flush
-//! lock and the superblock lock are held across store calls, but only by the one flush step and
-//! the one checkpoint that may run at a time; the flush step waits on the superblock lock only
+//! lock, the data turn and the superblock lock are held across store calls, but only by the one
+//! flush step, the one apply or data sync and the one checkpoint that may run at a time; the flush step waits on the superblock lock only
 //! when it needs a journal half that a running checkpoint is about to free. So a spin lock is
 //! acceptable where there is no OS to sleep on.
 
