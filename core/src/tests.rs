@@ -250,6 +250,46 @@ fn sync_and_close_report_what_is_pending() {
     assert!(matches!(pipe.try_close(), core::task::Poll::Ready(Ok(()))));
 }
 
+/// `Journal::Off` once someone runs checkpoint steps: a flush step writes its batch in place,
+/// frees its staging and leaves the sync; it writes one more batch meanwhile and then waits; one
+/// checkpoint step syncs once and publishes both; a closing pipe's flush step syncs itself.
+#[test]
+fn checkpoint_steps_sync_what_flush_steps_wrote_in_place() {
+    let now = Instant::ZERO;
+    let pipe = pipe(8, 1);
+    assert_eq!(pipe.checkpoint_step(now), Ok(false), "nothing owed yet");
+    let first = pipe.try_write(0, &chunk(1)).unwrap();
+    let report = pipe.step(now).unwrap();
+    assert_eq!(report.written, Some(first));
+    assert_eq!((report.published, report.sync_owed), (None, true));
+    assert_eq!(store_chunk(&pipe, 0), chunk(1));
+    assert!(pipe.poll_durable(first).is_pending());
+    let second = pipe
+        .try_write(1, &chunk(2))
+        .expect("staging freed once written in place");
+    assert_eq!(pipe.step(now).unwrap().written, Some(second));
+    let third = pipe.try_write(2, &chunk(3)).unwrap();
+    let waiting = pipe.step(now).unwrap();
+    assert_eq!(waiting.written, None, "two batches ahead of the syncs");
+    assert!(waiting.sync_owed && !waiting.progressed());
+    assert_eq!(pipe.next_flush_at(now), None, "the checkpointer wakes it");
+    assert_eq!(pipe.next_checkpoint_at(now), Some(now));
+    assert_eq!(store_chunk(&pipe, 2), chunk(0));
+    let syncs = pipe.stats().syncs;
+    assert_eq!(pipe.checkpoint_step(now), Ok(true));
+    assert_eq!(pipe.durable_epoch(), second);
+    assert_eq!((pipe.stats().syncs, pipe.stats().batches), (syncs + 1, 2));
+    assert_eq!(pipe.next_checkpoint_at(now), None);
+    assert!(pipe.try_close().is_pending());
+    assert_eq!(
+        pipe.flush_step(now),
+        Ok(Some(third)),
+        "closing: it syncs itself"
+    );
+    assert!(pipe.try_close().is_ready());
+    assert_eq!(store_chunk(&pipe, 2), chunk(3));
+}
+
 #[test]
 fn max_batch_delay_holds_a_batch_until_it_passes_or_a_sync_asks() {
     let config = config(4, 4)
