@@ -9,7 +9,9 @@
 //! itself. Every wait follows the token protocol of [`Signal`], so a
 //! wake-up between a check and a wait is never lost.
 
-use crate::{ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, Signal, Transaction};
+use crate::{
+    ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, Signal, StepReport, Transaction,
+};
 use core::task::Poll;
 
 /// A [`Pipe`] with blocking calls, a clock and the signals that connect its threads.
@@ -175,19 +177,7 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
             let token = self.work.token();
             let now = self.clock.now();
             match self.pipe.step(now) {
-                Ok(report) if report.progressed() => {
-                    // Wake waiters, and look for the batch that formed meanwhile.
-                    self.progress.notify_all();
-                    if report.sync_owed && !report.next_batch_waiting {
-                        // Nothing to write while the checkpointer would sync: sync here and
-                        // spare the hand-off.
-                        let _ = self.pipe.sync_step(now);
-                        self.progress.notify_all();
-                    } else if report.checkpoint_owed || report.apply_owed || report.sync_owed {
-                        self.checkpoint.notify_all();
-                    }
-                    continue;
-                }
+                Ok(report) if self.hand_on(&report, now) => continue,
                 Ok(_) | Err(Error::WouldBlock) => {}
                 // Poisoned: wake every waiter with the error, then idle until closed.
                 Err(_) => self.progress.notify_all(),
@@ -205,6 +195,30 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
                 self.work.wait(token, Some(deadline));
             }
         }
+    }
+
+    /// After a flush step: wakes whom its report says to wake, and, if it wrote a batch in
+    /// place with nothing to write next, syncs it here rather than hand the sync over (which
+    /// would only add a wake-up). Returns whether the flusher should look for the batch that
+    /// formed meanwhile at once.
+    fn hand_on(&self, report: &StepReport, now: Instant) -> bool {
+        if report.progressed() {
+            self.progress.notify_all();
+        }
+        if report.written.is_some() && report.sync_owed && !report.next_batch_waiting {
+            if self
+                .pipe
+                .sync_step(now)
+                .is_ok_and(|published| published.is_some())
+            {
+                self.progress.notify_all();
+            }
+            return true;
+        }
+        if report.checkpoint_owed || report.apply_owed || report.sync_owed {
+            self.checkpoint.notify_all();
+        }
+        report.progressed() || report.written.is_some()
     }
 
     /// The checkpointer: runs [`Pipe::checkpoint_step`] beside the flusher. `Journal::Atomic`:

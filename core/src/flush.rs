@@ -32,6 +32,8 @@ pub struct StepReport {
     /// `Journal::Off`: the epoch of the batch the step wrote in place (freeing its staging),
     /// if it sealed one.
     pub written: Option<Epoch>,
+    /// `Journal::Off`: whether that freed staging a writer was waiting for.
+    pub staging_freed: bool,
     /// `Journal::Off`: whether batches written in place wait for a sync that the step left to
     /// [`Pipe::checkpoint_step`] (wake whoever runs it, or call [`Pipe::sync_step`]).
     pub sync_owed: bool,
@@ -56,7 +58,7 @@ impl StepReport {
     /// may be waiting for.
     pub fn progressed(&self) -> bool {
         self.published.is_some()
-            || self.written.is_some()
+            || self.staging_freed
             || self.grew
             || self.applied
             || self.checkpointed
@@ -126,9 +128,10 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                 }
                 self.hint_writeback(&batch);
                 report.written = Some(epoch);
-                let (inline, next_batch_waiting) = self.retire_written(batch, epoch);
-                report.next_batch_waiting = next_batch_waiting;
-                if inline {
+                let retired = self.retire_written(batch, epoch);
+                report.staging_freed = retired.staging_freed;
+                report.next_batch_waiting = retired.next_batch_waiting;
+                if retired.sync_inline {
                     report.published = self.sync_step(now)?;
                 } else {
                     // The next batch can be written in place while the checkpointer syncs.
@@ -154,10 +157,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     }
 
     /// `Journal::Off`: retires a batch written in place (its chunks are read from the store
-    /// from now on, and its staging is free for writers while it syncs); returns whether the
-    /// flush step syncs it itself ([`State::flush_step_syncs`]) and whether the open batch
-    /// holds writes.
-    fn retire_written(&self, batch: SealedBatch<'a>, epoch: Epoch) -> (bool, bool) {
+    /// from now on, and its staging is free for writers while it syncs).
+    fn retire_written(&self, batch: SealedBatch<'a>, epoch: Epoch) -> Retired {
         let chunks = batch.len() as u64;
         let in_place_bytes = batch.live_len() as u64 * self.config.chunk_bytes();
         let mut guard = self.lock();
@@ -173,7 +174,11 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         state.unsynced.batches += 1;
         state.unsynced.chunks += chunks;
         state.stats.in_place_bytes += in_place_bytes;
-        (state.flush_step_syncs(), state.open.len > 0)
+        Retired {
+            sync_inline: state.flush_step_syncs(),
+            next_batch_waiting: state.open.len > 0,
+            staging_freed: core::mem::take(&mut state.staging_wanted),
+        }
     }
 
     /// `Journal::Off`: syncs the data store and publishes every batch written in place before
@@ -501,4 +506,14 @@ impl<S: ChunkStore> Drop for FailStopOnDrop<'_, '_, S> {
     fn drop(&mut self) {
         self.0.fail_stop();
     }
+}
+
+/// `Journal::Off`: what [`Pipe::retire_written`] found.
+struct Retired {
+    /// The flush step syncs the batch itself ([`State::flush_step_syncs`]).
+    sync_inline: bool,
+    /// The open batch holds writes.
+    next_batch_waiting: bool,
+    /// A writer waited for the staging the batch freed.
+    staging_freed: bool,
 }

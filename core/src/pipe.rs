@@ -99,6 +99,10 @@ pub(crate) struct State<'a> {
     /// A write or transaction found staging full since the batch opened: holding the batch open
     /// to gather writers is pointless then, since they cannot join until it is published.
     pub(crate) writer_blocked: bool,
+    /// `Journal::Off`: a write or transaction found staging full and no flush step has freed
+    /// staging since, so the next one that does must wake it (otherwise the sync's publish
+    /// does).
+    pub(crate) staging_wanted: bool,
     /// `Journal::Atomic`: published batches still to be written in place.
     pub(crate) apply: ApplyQueue<'a>,
     /// When the last batch was published (for the idle checkpoint).
@@ -235,6 +239,14 @@ impl<'a> State<'a> {
             || self.closing
             || self.spare_plans.iter().all(Option::is_none)
             || self.open.len == 0
+    }
+
+    /// A write or transaction found staging full: notes it for the flush step and returns the
+    /// error to give it.
+    pub(crate) fn staging_full(&mut self) -> Error {
+        self.writer_blocked = true;
+        self.staging_wanted = true;
+        Error::WouldBlock
     }
 
     /// `Journal::Off`: batches are written in place that no finished sync covers.
@@ -449,6 +461,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             closing: false,
             sync_requested: false,
             writer_blocked: false,
+            staging_wanted: false,
             apply: ApplyQueue::EMPTY,
             last_publish_at: None,
             checkpoints,
@@ -602,8 +615,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         self.check_fits_staging(count)?;
         state.check_writable()?;
         if u64::from(state.pool.available()) < count {
-            state.writer_blocked = true;
-            return Err(Error::WouldBlock);
+            return Err(state.staging_full());
         }
         for (chunk, bytes) in (index..).zip(data.chunks_exact(self.config.chunk_size as usize)) {
             let slot = state.pool.take_filled(chunk, bytes, false);

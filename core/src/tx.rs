@@ -37,8 +37,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let mut state = self.lock();
         state.check_writable()?;
         if state.pool.available() < max_chunks {
-            state.writer_blocked = true;
-            return Err(Error::WouldBlock);
+            return Err(state.staging_full());
         }
         state.pool.reserve(max_chunks);
         Ok(Transaction {
