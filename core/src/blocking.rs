@@ -6,8 +6,8 @@
 //! frees staging). `checkpoint` wakes the checkpointer when a published batch waits to be
 //! written in place or appends leave a half of the journal (`Journal::Atomic`), when batches
 //! written in place wait for their sync (`Journal::Off`), or on close; it times idle checkpoints
-//! itself. Every wait follows the token protocol of [`Signal`], so a
-//! wake-up between a check and a wait is never lost.
+//! itself. Every wait follows the token protocol of [`Signal`], so a wake-up between a check
+//! and a wait is never lost.
 
 use crate::{
     ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, Signal, StepReport, Transaction,

@@ -151,7 +151,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     fn owed_sync(&self) -> Option<OwedSync> {
         let state = self.lock();
         state.sync_owed().then(|| OwedSync {
-            inline: state.closing || !state.checkpoints.in_background,
+            inline: state.flush_step_syncs(),
             ahead: state.in_place_ahead(),
         })
     }
@@ -187,7 +187,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// The flush step leaves this to [`checkpoint_step`](Pipe::checkpoint_step) once someone
     /// runs that, so the next batch is written in place while this sync runs; a flusher with
     /// no batch to write meanwhile may call it itself rather than hand it over. One sync runs
-    /// at a time (`data_turn`), so publication stays in epoch order.
+    /// at a time (`data_turn`), so publication stays in epoch order. `Journal::Atomic` pipes
+    /// never owe one (their batches are durable once in the journal).
     ///
     /// # Errors
     /// [`Error::Poisoned`] when the pipe is poisoned or the sync failed: every batch not yet
@@ -359,7 +360,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             return None;
         }
         let apply_inline = state.apply.has_waiting() && state.flush_step_applies();
-        let sync_inline = state.sync_owed() && (state.closing || !state.checkpoints.in_background);
+        let sync_inline = state.sync_owed() && state.flush_step_syncs();
         if state.grow.completed < state.grow.requested || apply_inline || sync_inline {
             return Some(now);
         }

@@ -154,7 +154,7 @@ impl Unsynced {
     }
 
     /// The most batches written in place ahead of the syncs: one being synced, one written
-    /// meanwhile. Bounds what a crash can lose beyond staging.
+    /// meanwhile. Bounds the unsynced data in the store (beyond what staging holds).
     pub(crate) const MAX_BATCHES: u64 = 2;
 }
 
