@@ -171,7 +171,6 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             "batches are written in epoch order"
         );
         state.unsynced.written = epoch;
-        state.unsynced.batches += 1;
         state.unsynced.chunks += chunks;
         state.stats.in_place_bytes += in_place_bytes;
         Retired {
@@ -203,10 +202,10 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             if !state.sync_owed() {
                 return Ok(None);
             }
-            let owed = &mut state.unsynced;
-            let taken = (owed.written, owed.batches, owed.chunks);
-            (owed.batches, owed.chunks) = (0, 0);
-            taken
+            // Epochs are consecutive: the sync covers every batch after the durable one.
+            let batches = state.unsynced.written.get() - state.durable.get();
+            let chunks = core::mem::take(&mut state.unsynced.chunks);
+            (state.unsynced.written, batches, chunks)
         };
         // Planted bug, for the simulator's tests only (never in a normal build).
         #[cfg(chunkpipe_planted = "publish_before_sync")]

@@ -138,9 +138,8 @@ pub(crate) struct CheckpointState {
 pub(crate) struct Unsynced {
     /// The newest epoch written in place (`durable` when nothing is owed).
     pub(crate) written: Epoch,
-    /// Batches written in place since the last sync started.
-    pub(crate) batches: u64,
-    /// Chunks in those batches (before dropping superseded writes).
+    /// Chunks in the batches written in place since the last sync started (before dropping
+    /// superseded writes).
     pub(crate) chunks: u64,
 }
 
