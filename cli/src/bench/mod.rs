@@ -222,7 +222,8 @@ fn select_implementations(names: &[String]) -> Result<Vec<Implementation>, Strin
         .collect())
 }
 
-/// Runs every row `runs` times, implementations interleaved, and returns the table.
+/// Runs every row `runs` times, implementations interleaved (in an order that rotates from run
+/// to run), and returns the table.
 fn run_rows(
     specs: &[RowSpec],
     selected: &[Implementation],
@@ -250,8 +251,12 @@ fn run_rows(
         if matches!(spec.workload, Workload::W3 { .. }) {
             files.warm_w3()?;
         }
-        for _ in 0..runs {
-            for (implementation, results) in &mut by_impl {
+        for run in 0..runs {
+            // Each run starts one implementation later, so none always follows the same one
+            // (a row can leave the disk or the page cache busy for the row after it).
+            let count = by_impl.len();
+            for turn in 0..count {
+                let (implementation, results) = &mut by_impl[(run + turn) % count];
                 bar.set_message(format!(
                     "{} — {}",
                     spec.workload.label(spec.threads),
