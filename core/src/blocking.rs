@@ -5,9 +5,11 @@
 //! publishes an epoch, frees staging, finishes a grow or poisons the pipe (and when a reader
 //! frees staging). `checkpoint` wakes the checkpointer when a published batch waits to be
 //! written in place or appends leave a half of the journal (`Journal::Atomic`), when batches
-//! written in place wait for their sync (`Journal::Off`), or on close; it times idle checkpoints
-//! itself. Every wait follows the token protocol of [`Signal`], so a wake-up between a check
-//! and a wait is never lost.
+//! written in place wait for their sync (`Journal::Off`), or on close. The checkpointer sleeps
+//! without a deadline while nothing is owed (times an idle checkpoint once one is); the
+//! flusher, which wakes every `flush_interval` anyway, wakes it for work nobody announced. Every
+//! wait follows the token protocol of [`Signal`], so a wake-up between a check and a wait is
+//! never lost.
 
 use crate::{
     ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, Signal, StepReport, Transaction,
@@ -193,7 +195,24 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
                 .map_or(idle_until, |at| at.min(idle_until));
             if deadline > now {
                 self.work.wait(token, Some(deadline));
+                if self.work.token() == token {
+                    self.wake_checkpointer_if_owed();
+                }
             }
+        }
+    }
+
+    /// On a flusher round nobody woke it for: wakes the checkpointer if it has work that no
+    /// hand-on announced (a flush step that applied a batch itself, or one taken through
+    /// [`pipe`](Self::pipe), wakes no one), as the checkpointer sleeps until it is told.
+    fn wake_checkpointer_if_owed(&self) {
+        let now = self.clock.now();
+        if self
+            .pipe
+            .next_checkpoint_at(now)
+            .is_some_and(|at| at <= now)
+        {
+            self.checkpoint.notify_all();
         }
     }
 
@@ -225,8 +244,8 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     /// writes published batches in place and takes due checkpoints, so the commit path holds
     /// only the journal append and its sync, never an in-place write or a data sync.
     /// `Journal::Off`: syncs the batches the flusher wrote in place while it writes the next.
-    /// Sleeps on `checkpoint` (or until the next idle checkpoint) in between, and returns once
-    /// the pipe is closed.
+    /// Sleeps on `checkpoint` (or until the next idle checkpoint) in between — the flusher
+    /// wakes it when work is owed —, and returns once the pipe is closed.
     pub fn run_checkpointer(&self) {
         loop {
             let token = self.checkpoint.token();
@@ -244,13 +263,11 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
             if self.pipe.try_close_if_closing().is_ready() {
                 return;
             }
-            let idle_until = now.saturating_add(self.pipe.config().flush_interval);
-            let deadline = self
-                .pipe
-                .next_checkpoint_at(now)
-                .map_or(idle_until, |at| at.min(idle_until));
-            if deadline > now {
-                self.checkpoint.wait(token, Some(deadline));
+            // With nothing owed, sleep until the flusher hands work over: an idle pipe then
+            // wakes one thread per `flush_interval`, not two.
+            let deadline = self.pipe.next_checkpoint_at(now);
+            if deadline.is_none_or(|at| at > now) {
+                self.checkpoint.wait(token, deadline);
             }
         }
     }

@@ -665,6 +665,34 @@ mod concurrent {
         }
         Arc::try_unwrap(pipe).unwrap().close().unwrap();
     }
+
+    /// The checkpointer sleeps until it is told of work. Here nobody tells it: the flush step
+    /// writes the batch in place itself (no next batch waits), so only the flusher's idle
+    /// round can wake it for the idle checkpoint that is then owed.
+    #[test]
+    fn an_idle_threaded_pipe_takes_its_idle_checkpoint() {
+        let config = config(4, 2)
+            .with_journal(Journal::Atomic)
+            .with_journal_bytes(crate::journal::format::RECORD_AREA_START + 4096)
+            .with_flush_interval(core::time::Duration::from_millis(1));
+        let pipe = ThreadedPipe::start_journaled(MemStore::new(), MemStore::new(), config).unwrap();
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let wait_until = |what: &str, done: &dyn Fn() -> bool| {
+            while !done() {
+                assert!(std::time::Instant::now() < give_up, "{what}");
+                std::thread::sleep(core::time::Duration::from_millis(1));
+            }
+        };
+        // The checkpointer has taken its first step (and sleeps: nothing is owed).
+        wait_until("checkpointer started", &|| {
+            pipe.pipe().lock().checkpoints.in_background
+        });
+        pipe.write_durable(1, &chunk(7)).unwrap();
+        wait_until("no idle checkpoint", &|| {
+            !pipe.pipe().lock().journal_dirty()
+        });
+        pipe.close().unwrap();
+    }
 }
 
 /// Reads skip the lock only while nothing is staged (`read.rs`): a staged write turns that off
