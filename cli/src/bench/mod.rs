@@ -222,8 +222,8 @@ fn select_implementations(names: &[String]) -> Result<Vec<Implementation>, Strin
         .collect())
 }
 
-/// Runs every row `runs` times, implementations interleaved (in an order that rotates from run
-/// to run), and returns the table.
+/// Runs every row `runs` times, implementations interleaved (in an order that changes from run to
+/// run), and returns the table.
 fn run_rows(
     specs: &[RowSpec],
     selected: &[Implementation],
@@ -252,11 +252,13 @@ fn run_rows(
             files.warm_w3()?;
         }
         for run in 0..runs {
-            // Each run starts one implementation later, so none always follows the same one
-            // (a row can leave the disk or the page cache busy for the row after it).
+            // Each run starts one implementation later and every other run goes backwards, so
+            // no implementation always runs first or after the same one (a row can leave the
+            // disk busy for the row after it).
             let count = by_impl.len();
             for turn in 0..count {
-                let (implementation, results) = &mut by_impl[(run + turn) % count];
+                let step = if run % 2 == 0 { turn } else { count - 1 - turn };
+                let (implementation, results) = &mut by_impl[(run + step) % count];
                 bar.set_message(format!(
                     "{} — {}",
                     spec.workload.label(spec.threads),
