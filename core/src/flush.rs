@@ -344,7 +344,9 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let state = &mut *guard;
         let plan = state.pool.retire(batch, &mut state.index);
         state.put_spare_plan(plan);
-        state.stats.syncs += 1;
+        if e.op == Op::Sync {
+            state.stats.syncs += 1;
+        }
         // Planted bug, for the simulator's tests only: forget the failure.
         #[cfg(chunkpipe_planted = "release_after_failure")]
         return Error::Store(e);

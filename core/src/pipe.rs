@@ -27,7 +27,8 @@ pub struct PipeStats {
     pub batches: u64,
     /// Chunks in published batches (before dropping superseded writes).
     pub chunks: u64,
-    /// Calls to the store's `sync` made by flush steps.
+    /// Calls to the stores' `sync` and `barrier` made by flush, sync and checkpoint steps (a
+    /// checkpoint counts two; a batch whose write failed, none).
     pub syncs: u64,
     /// Bytes of journal records appended (`Journal::Atomic`).
     pub journal_bytes: u64,

@@ -60,9 +60,15 @@ pub fn failed_sync_fails_exactly_the_affected_waiters<H: Harness>(h: &H) {
 pub fn failed_write_poisons_the_pipe<H: Harness>(h: &H) {
     let pipe = h.open(config(8, 8)).unwrap();
     let store = pipe.pipe().store();
+    let syncs = pipe.pipe().stats().syncs;
     store.fail_next_write();
     let epoch = pipe.write(4, &chunk_with(4)).unwrap();
     assert!(is_poisoned_by(pipe.wait(epoch), Op::Write));
+    assert_eq!(
+        pipe.pipe().stats().syncs,
+        syncs,
+        "no sync after a failed write"
+    );
     assert!(matches!(pipe.pipe().poisoned(), Some(Error::Poisoned(e)) if e.op == Op::Write));
     assert_eq!(pipe.pipe().durable_epoch(), Epoch::NONE);
     drop(pipe);
