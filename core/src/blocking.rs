@@ -237,7 +237,7 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
         if report.checkpoint_owed || report.apply_owed || report.sync_owed {
             self.checkpoint.notify_all();
         }
-        report.progressed() || report.written.is_some()
+        report.progressed() || report.written.is_some() || report.applied
     }
 
     /// The checkpointer: runs [`Pipe::checkpoint_step`] beside the flusher. `Journal::Atomic`:
@@ -250,14 +250,18 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
         loop {
             let token = self.checkpoint.token();
             let now = self.clock.now();
-            match self.pipe.checkpoint_step(now) {
-                Ok(true) => {
-                    // A closing pipe may have waited for this one.
-                    self.progress.notify_all();
+            match self.pipe.checkpoint_work(now) {
+                Ok(work) if work.done => {
+                    // Batches written in place free staging, which only writers short of it
+                    // wait for: waking every epoch waiter per batch would cost each a wake-up.
+                    if work.wakes_waiters {
+                        self.progress.notify_all();
+                    }
+                    // The flusher may wait for it (a checkpoint needs every batch in place).
                     self.work.notify_all();
                     continue;
                 }
-                Ok(false) => {}
+                Ok(_) => {}
                 Err(_) => self.progress.notify_all(),
             }
             if self.pipe.try_close_if_closing().is_ready() {

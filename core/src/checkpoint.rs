@@ -39,6 +39,12 @@ impl<S: ChunkStore> Pipe<'_, S> {
     /// [`Error::Poisoned`] when the pipe is poisoned or the checkpoint failed (which poisons
     /// it: the journal may no longer be trusted to cover what it must).
     pub fn checkpoint_step(&self, now: Instant) -> Result<bool, Error> {
+        self.checkpoint_work(now).map(|work| work.done)
+    }
+
+    /// [`checkpoint_step`](Pipe::checkpoint_step), saying whether its work may be what a
+    /// waiter waits for.
+    pub(crate) fn checkpoint_work(&self, now: Instant) -> Result<CheckpointWork, Error> {
         {
             let mut state = self.lock();
             state.checkpoints.in_background = true;
@@ -47,7 +53,11 @@ impl<S: ChunkStore> Pipe<'_, S> {
             }
         }
         if self.journal.is_none() {
-            return self.sync_step(now).map(|synced| synced.is_some());
+            let synced = self.sync_step(now)?.is_some();
+            return Ok(CheckpointWork {
+                done: synced,
+                wakes_waiters: synced,
+            });
         }
         // Planted bug, for the simulator's tests only: checkpoint before writing the published
         // batches in place (`due_checkpoint` then ignores them too).
@@ -56,7 +66,12 @@ impl<S: ChunkStore> Pipe<'_, S> {
         let applied = self.apply_published().map_err(Error::Poisoned)?;
         #[cfg(not(chunkpipe_planted = "checkpoint_before_apply"))]
         let checkpointed = self.take_due_checkpoint(now, false)?;
-        Ok(checkpointed || applied)
+        Ok(CheckpointWork {
+            done: checkpointed || applied.any,
+            // Writing batches in place frees staging, which only writers short of it wait for;
+            // a closing pipe waits for the checkpoint that follows.
+            wakes_waiters: checkpointed || applied.staging_freed,
+        })
     }
 
     /// When [`checkpoint_step`](Pipe::checkpoint_step) next has work: `Some(now)` or later;
@@ -181,4 +196,14 @@ impl<S: ChunkStore> Pipe<'_, S> {
     pub(crate) fn poison_with(&self, e: StoreError) -> Error {
         Error::Poisoned(*self.lock().poison.get_or_insert(e))
     }
+}
+
+/// What [`Pipe::checkpoint_work`] did.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CheckpointWork {
+    /// It wrote batches in place, took a checkpoint or (`Journal::Off`) synced.
+    pub(crate) done: bool,
+    /// Waiters may be waiting for it: it published epochs, freed staging a writer waited for,
+    /// or took a checkpoint (which a closing pipe waits for).
+    pub(crate) wakes_waiters: bool,
 }

@@ -32,7 +32,8 @@ pub struct StepReport {
     /// `Journal::Off`: the epoch of the batch the step wrote in place (freeing its staging),
     /// if it sealed one.
     pub written: Option<Epoch>,
-    /// `Journal::Off`: whether that freed staging a writer was waiting for.
+    /// Whether the step freed staging a writer was waiting for (`Journal::Off`: by writing its
+    /// batch in place; `Journal::Atomic`: by writing published batches in place).
     pub staging_freed: bool,
     /// `Journal::Off`: whether batches written in place wait for a sync that the step left to
     /// [`Pipe::checkpoint_step`] (wake whoever runs it, or call [`Pipe::sync_step`]).
@@ -41,7 +42,8 @@ pub struct StepReport {
     pub next_batch_waiting: bool,
     /// Whether it handled grow requests (successfully or not).
     pub grew: bool,
-    /// `Journal::Atomic`: whether it wrote published batches in place (freeing their staging).
+    /// `Journal::Atomic`: whether it wrote published batches in place (freeing their staging;
+    /// nobody waits for that but writers short of staging: see `staging_freed`).
     pub applied: bool,
     /// `Journal::Atomic`: whether it left published batches for [`Pipe::checkpoint_step`] to
     /// write in place while it commits the next one (wake whoever runs it).
@@ -57,11 +59,7 @@ impl StepReport {
     /// Whether anything changed that a waiter (for an epoch, staging space, a grow or a close)
     /// may be waiting for.
     pub fn progressed(&self) -> bool {
-        self.published.is_some()
-            || self.staging_freed
-            || self.grew
-            || self.applied
-            || self.checkpointed
+        self.published.is_some() || self.staging_freed || self.grew || self.checkpointed
     }
 }
 
@@ -101,7 +99,9 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             (state.flush_step_applies(), state.apply.has_waiting())
         };
         if queued && inline {
-            report.applied = self.apply_published().map_err(Error::Poisoned)?;
+            let applied = self.apply_published().map_err(Error::Poisoned)?;
+            report.applied = applied.any;
+            report.staging_freed = applied.staging_freed;
         }
         // Otherwise the next batch commits while the checkpointer applies.
         report.apply_owed = queued && !inline;
@@ -129,7 +129,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                 self.hint_writeback(&batch);
                 report.written = Some(epoch);
                 let retired = self.retire_written(batch, epoch);
-                report.staging_freed = retired.staging_freed;
+                report.staging_freed |= retired.staging_freed;
                 report.next_batch_waiting = retired.next_batch_waiting;
                 if retired.sync_inline {
                     report.published = self.sync_step(now)?;
@@ -303,12 +303,13 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     }
 
     /// `Journal::Atomic`: writes every published batch in the apply queue in place, oldest
-    /// first, releasing each one's staging; returns whether there was any. One apply runs at a
-    /// time (`data_turn`): a caller waits for the one running. A failure poisons the pipe (the
-    /// journal still holds the batch; reopening replays it) and returns the poison.
-    pub(crate) fn apply_published(&self) -> Result<bool, StoreError> {
+    /// first, releasing each one's staging; says whether there was any and whether a writer
+    /// waited for the staging freed. One apply runs at a time (`data_turn`): a caller waits for
+    /// the one running. A failure poisons the pipe (the journal still holds the batch;
+    /// reopening replays it) and returns the poison.
+    pub(crate) fn apply_published(&self) -> Result<Applied, StoreError> {
         let _turn = self.data_turn.lock();
-        let mut applied = false;
+        let mut applied = Applied::default();
         loop {
             let (batch, epoch) = {
                 let mut state = self.lock();
@@ -327,11 +328,12 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             let plan = state.pool.retire(batch, &mut state.index);
             state.put_spare_plan(plan);
             state.apply.finish();
+            applied.staging_freed |= core::mem::take(&mut state.staging_wanted);
             match result {
                 Ok(()) => {
                     state.stats.in_place_bytes += in_place_bytes;
                     state.checkpoints.applied = epoch;
-                    applied = true;
+                    applied.any = true;
                 }
                 Err(e) => return Err(*state.poison.get_or_insert(e)),
             }
@@ -508,6 +510,15 @@ impl<S: ChunkStore> Drop for FailStopOnDrop<'_, '_, S> {
     fn drop(&mut self) {
         self.0.fail_stop();
     }
+}
+
+/// `Journal::Atomic`: what [`Pipe::apply_published`] did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Applied {
+    /// It wrote published batches in place.
+    pub(crate) any: bool,
+    /// A writer waited for the staging they freed.
+    pub(crate) staging_freed: bool,
 }
 
 /// `Journal::Off`: what [`Pipe::retire_written`] found.

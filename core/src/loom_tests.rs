@@ -319,3 +319,38 @@ fn the_checkpointer_frees_halves_beside_the_flusher() {
         }
     });
 }
+
+/// `Journal::Atomic`, a pool of one chunk: the second write finds staging held by the first
+/// batch until it is written in place — by the checkpointer, or by a flush step with nothing
+/// to commit — and whichever writes it in place must wake the writer (writing in place wakes
+/// nobody unless a writer waited for staging: a lost wake-up would deadlock).
+#[test]
+fn a_writer_short_of_staging_is_woken_when_a_batch_is_written_in_place() {
+    loom::model(|| {
+        let record = crate::journal::format::record_bytes(1, CHUNK as u64);
+        let config = config(1)
+            .with_journal(Journal::Atomic)
+            .with_journal_bytes(crate::journal::format::RECORD_AREA_START + 4 * record);
+        let pipe = Pipe::with_journal(MemStore::new(), MemStore::new(), config).unwrap();
+        let shared = blocking(pipe);
+        let threads: Vec<_> = [
+            BlockingPipe::run_flusher as fn(&BlockingPipe<'static, _, _, _>),
+            BlockingPipe::run_checkpointer,
+        ]
+        .into_iter()
+        .map(|run| {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || run(&shared))
+        })
+        .collect();
+        shared.write_durable(1, &chunk(1)).unwrap();
+        shared.write_durable(2, &chunk(2)).unwrap();
+        shared.close().unwrap();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        for value in 1..=2u8 {
+            assert_eq!(stored(shared.pipe(), u64::from(value)), chunk(value));
+        }
+    });
+}

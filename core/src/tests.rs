@@ -445,6 +445,45 @@ mod atomic {
         assert_eq!(stats.write_amplification(CHUNK as u32), Some(amplification));
     }
 
+    /// Writing published batches in place frees staging, which only a writer short of it
+    /// waits for: the apply says so only when one did (an epoch waiter gains nothing from a
+    /// wake-up per batch), in the flush step and in the checkpoint step alike.
+    #[test]
+    fn an_apply_wakes_waiters_only_when_a_writer_waited_for_staging() {
+        let stores = stores();
+        let pipe = open(&stores, atomic_config().with_staging_chunks(1));
+        let now = Instant::ZERO;
+        let nobody_waited = pipe.try_write(0, &chunk(1)).unwrap();
+        assert_eq!(pipe.flush_step(now), Ok(Some(nobody_waited)));
+        let applied = pipe.step(now).unwrap();
+        assert!(applied.applied && !applied.staging_freed && !applied.progressed());
+
+        let published = pipe.try_write(1, &chunk(2)).unwrap();
+        assert_eq!(pipe.flush_step(now), Ok(Some(published)));
+        assert_eq!(pipe.try_write(2, &chunk(3)), Err(Error::WouldBlock));
+        let applied = pipe.step(now).unwrap();
+        assert!(applied.applied && applied.staging_freed && applied.progressed());
+
+        let published = pipe.try_write(2, &chunk(3)).unwrap();
+        assert_eq!(
+            pipe.checkpoint_step(now),
+            Ok(false),
+            "now in the background"
+        );
+        assert_eq!(pipe.flush_step(now), Ok(Some(published)));
+        let work = pipe.checkpoint_work(now).unwrap();
+        assert!(work.done && !work.wakes_waiters, "nobody waited");
+        let published = pipe.try_write(3, &chunk(4)).unwrap();
+        assert_eq!(pipe.flush_step(now), Ok(Some(published)));
+        assert_eq!(pipe.try_write(4, &chunk(5)), Err(Error::WouldBlock));
+        let work = pipe.checkpoint_work(now).unwrap();
+        assert!(
+            work.done && work.wakes_waiters,
+            "a writer waited for staging"
+        );
+        assert_eq!(data_chunk(&stores, 3), chunk(4));
+    }
+
     #[test]
     fn reopening_replays_what_was_not_written_in_place_and_continues_epochs() {
         let stores = stores();
