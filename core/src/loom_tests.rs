@@ -59,6 +59,20 @@ fn blocking(pipe: Pipe<'static, MemStore<'static>>) -> Shared {
     Arc::new(BlockingPipe::new(pipe, Frozen, signals))
 }
 
+/// Starts a flusher thread and a checkpointer thread over `shared`.
+fn flusher_and_checkpointer<S: ChunkStore + Send + Sync + 'static>(
+    shared: &Arc<BlockingPipe<'static, S, Frozen, StdSignal>>,
+) -> [thread::JoinHandle<()>; 2] {
+    [
+        BlockingPipe::run_flusher as fn(&BlockingPipe<'static, S, Frozen, StdSignal>),
+        BlockingPipe::run_checkpointer,
+    ]
+    .map(|run| {
+        let shared = Arc::clone(shared);
+        thread::spawn(move || run(&shared))
+    })
+}
+
 /// Staging reservation and release: two writers race for a pool of two slots while a flush
 /// step runs; every write lands once, a full pool says `WouldBlock` (never hands a slot out
 /// twice), and after the flush steps every slot is free again.
@@ -258,16 +272,7 @@ fn an_in_place_batch_is_published_only_after_a_sync_that_covers_it() {
         let pipe = Pipe::new(SyncedImage::default(), config(2)).unwrap();
         let signals = [StdSignal::new(), StdSignal::new(), StdSignal::new()];
         let shared = Arc::new(BlockingPipe::new(pipe, Frozen, signals));
-        let threads: Vec<_> = [
-            BlockingPipe::run_flusher as fn(&BlockingPipe<'static, _, _, _>),
-            BlockingPipe::run_checkpointer,
-        ]
-        .into_iter()
-        .map(|run| {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || run(&shared))
-        })
-        .collect();
+        let threads = flusher_and_checkpointer(&shared);
         let first = shared.write(1, &chunk(1)).unwrap();
         let second = shared.write(2, &chunk(2)).unwrap();
         shared.wait(first).unwrap();
@@ -295,16 +300,7 @@ fn the_checkpointer_frees_halves_beside_the_flusher() {
             .with_journal_bytes(crate::journal::format::RECORD_AREA_START + 2 * record);
         let pipe = Pipe::with_journal(MemStore::new(), MemStore::new(), config).unwrap();
         let shared = blocking(pipe);
-        let threads: Vec<_> = [
-            BlockingPipe::run_flusher as fn(&BlockingPipe<'static, _, _, _>),
-            BlockingPipe::run_checkpointer,
-        ]
-        .into_iter()
-        .map(|run| {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || run(&shared))
-        })
-        .collect();
+        let threads = flusher_and_checkpointer(&shared);
         for value in 1..=2u8 {
             shared
                 .write_durable(u64::from(value), &chunk(value))
@@ -333,16 +329,7 @@ fn a_writer_short_of_staging_is_woken_when_a_batch_is_written_in_place() {
             .with_journal_bytes(crate::journal::format::RECORD_AREA_START + 4 * record);
         let pipe = Pipe::with_journal(MemStore::new(), MemStore::new(), config).unwrap();
         let shared = blocking(pipe);
-        let threads: Vec<_> = [
-            BlockingPipe::run_flusher as fn(&BlockingPipe<'static, _, _, _>),
-            BlockingPipe::run_checkpointer,
-        ]
-        .into_iter()
-        .map(|run| {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || run(&shared))
-        })
-        .collect();
+        let threads = flusher_and_checkpointer(&shared);
         shared.write_durable(1, &chunk(1)).unwrap();
         shared.write_durable(2, &chunk(2)).unwrap();
         shared.close().unwrap();
