@@ -84,9 +84,7 @@ impl<S: ChunkStore> Pipe<'_, S> {
         if self.journal.is_none() {
             return state.sync_owed().then_some(now);
         }
-        let owed = &state.checkpoints;
-        let half_due = owed.half_to_free.is_some_and(|t| owed.applied >= t.epoch);
-        if !state.apply.is_empty() || half_due {
+        if !state.apply.is_empty() || state.checkpoints.half_due().is_some() {
             return Some(now);
         }
         if !state.journal_dirty() {
@@ -104,10 +102,8 @@ impl<S: ChunkStore> Pipe<'_, S> {
         inline: bool,
     ) -> Option<CheckpointTarget> {
         let owed = &state.checkpoints;
-        if let Some(target) = owed.half_to_free {
-            if owed.applied >= target.epoch && !inline {
-                return Some(target);
-            }
+        if let Some(target) = owed.half_due().filter(|_| !inline) {
+            return Some(target);
         }
         let idle = now >= self.idle_checkpoint_at(state) && !(inline && owed.in_background);
         let everything_applied = state.apply.is_empty() && owed.applied == state.durable;

@@ -133,6 +133,15 @@ pub(crate) struct CheckpointState {
     pub(crate) in_background: bool,
 }
 
+impl CheckpointState {
+    /// The checkpoint that frees the half appends left, once every batch in that half is
+    /// written in place (before that, a checkpoint cannot cover them).
+    pub(crate) fn half_due(&self) -> Option<CheckpointTarget> {
+        self.half_to_free
+            .filter(|target| self.applied >= target.epoch)
+    }
+}
+
 /// `Journal::Off`: batches written in place (their staging freed) that no finished sync covers
 /// yet. Epochs are consecutive, so `written - durable` batches are owed a sync.
 #[derive(Debug, Default)]
