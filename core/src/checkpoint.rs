@@ -8,8 +8,9 @@
 //! - **a half to free**: appends moved to the other half ([`JournalLog::switch_half`]); the half
 //!   they left must be covered before appends come back to it. Due as soon as every batch in it
 //!   is written in place.
-//! - **idle or closing**: the pipe has been idle for `flush_interval` (or is closing) with
-//!   records no checkpoint covers; covering them all keeps recovery short.
+//! - **idle or closing**: the pipe has been idle — no batch open or being committed, nothing
+//!   published — for `flush_interval` (or is closing) with records no checkpoint covers;
+//!   covering them all keeps recovery short.
 //!
 //! [`Pipe::checkpoint_step`] does this work off the commit path — it writes published batches
 //! in place, then takes due checkpoints: under `std` the `ThreadedPipe` runs it on its own
@@ -75,7 +76,8 @@ impl<S: ChunkStore> Pipe<'_, S> {
     }
 
     /// When [`checkpoint_step`](Pipe::checkpoint_step) next has work: `Some(now)` or later;
-    /// `None` while nothing is owed (the flush step publishing a batch may change that).
+    /// `None` while nothing is owed or only an idle checkpoint that waits for the open batch
+    /// (the flush step publishing a batch may change that).
     pub fn next_checkpoint_at(&self, now: Instant) -> Option<Instant> {
         let state = self.lock();
         if state.poison.is_some() {
@@ -90,7 +92,7 @@ impl<S: ChunkStore> Pipe<'_, S> {
         if !state.journal_dirty() {
             return None;
         }
-        Some(self.idle_checkpoint_at(&state).max(now))
+        self.idle_checkpoint_at(&state).map(|at| at.max(now))
     }
 
     /// The checkpoint due at `now`, if any. `inline`: asked by the flush step, which leaves
@@ -105,7 +107,8 @@ impl<S: ChunkStore> Pipe<'_, S> {
         if let Some(target) = owed.half_due().filter(|_| !inline) {
             return Some(target);
         }
-        let idle = now >= self.idle_checkpoint_at(state) && !(inline && owed.in_background);
+        let idle = self.idle_checkpoint_at(state).is_some_and(|at| now >= at)
+            && !(inline && owed.in_background);
         let everything_applied = state.apply.is_empty() && owed.applied == state.durable;
         // Planted bug, for the simulator's tests only: checkpoint a batch not yet in place.
         let everything_applied =
@@ -117,13 +120,18 @@ impl<S: ChunkStore> Pipe<'_, S> {
     }
 
     /// When an idle checkpoint is due: `flush_interval` after the last publish, or at once
-    /// when closing.
-    pub(crate) fn idle_checkpoint_at(&self, state: &State<'_>) -> Instant {
+    /// when closing; never while a batch is open or being committed. A pipe with work in hand
+    /// is not idle however long its last commit took, and a data sync then would only slow
+    /// the journal appends it competes with.
+    pub(crate) fn idle_checkpoint_at(&self, state: &State<'_>) -> Option<Instant> {
         if state.closing {
-            return Instant::ZERO;
+            return Some(Instant::ZERO);
+        }
+        if state.issued() != state.durable {
+            return None;
         }
         let idle_since = state.last_publish_at.unwrap_or(Instant::ZERO);
-        idle_since.saturating_add(self.config.flush_interval)
+        Some(idle_since.saturating_add(self.config.flush_interval))
     }
 
     /// Flush step, `Journal::Atomic`: moves appends to the other half because the next record

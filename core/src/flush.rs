@@ -372,12 +372,12 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             return None;
         }
         if state.open.len == 0 {
-            let checkpoint_at = self.idle_checkpoint_at(&state).max(now);
+            let checkpoint_at = self.idle_checkpoint_at(&state).map(|at| at.max(now));
             let inline = state.closing || !state.checkpoints.in_background;
             // A batch the checkpointer is writing in place must be done before a checkpoint
             // (it wakes this flusher when it is).
             let in_place = state.apply.is_empty();
-            return (state.journal_dirty() && inline && in_place).then_some(checkpoint_at);
+            return checkpoint_at.filter(|_| state.journal_dirty() && inline && in_place);
         }
         let delay = self.config.max_batch_delay;
         match state.open.seen_at {

@@ -644,6 +644,49 @@ mod atomic {
     }
 
     #[test]
+    fn a_pipe_with_a_batch_open_takes_no_idle_checkpoint() {
+        let stores = stores();
+        let pipe = open(&stores, atomic_config());
+        let interval = atomic_config().flush_interval;
+        pipe.try_write(1, &chunk(3)).unwrap();
+        pipe.flush_step(Instant::ZERO).unwrap();
+        assert_eq!(
+            pipe.checkpoint_step(Instant::ZERO),
+            Ok(true),
+            "writes it in place"
+        );
+        pipe.try_write(2, &chunk(4)).unwrap();
+        let later = Instant::ZERO.saturating_add(interval);
+        let syncs = pipe.stats().syncs;
+        assert_eq!(pipe.next_checkpoint_at(later), None, "a batch is open");
+        assert_eq!(
+            pipe.checkpoint_step(later),
+            Ok(false),
+            "no idle checkpoint while a batch is open, however long ago the last publish was"
+        );
+        assert_eq!(pipe.stats().syncs, syncs);
+        pipe.flush_step(later).unwrap();
+        assert_eq!(pipe.checkpoint_step(later), Ok(true), "writes it in place");
+        let idle_at = later.saturating_add(interval);
+        assert_eq!(pipe.next_checkpoint_at(later), Some(idle_at));
+        assert_eq!(
+            pipe.checkpoint_step(idle_at),
+            Ok(true),
+            "idle now: checkpoints"
+        );
+        assert_eq!(
+            pipe.stats().syncs,
+            syncs + 3,
+            "the journal's and the checkpoint's two"
+        );
+        assert_eq!(
+            pipe.next_checkpoint_at(idle_at),
+            None,
+            "every record covered"
+        );
+    }
+
+    #[test]
     fn a_journal_of_another_chunk_size_is_a_mismatch() {
         let stores = stores();
         drop(open(&stores, atomic_config()));
