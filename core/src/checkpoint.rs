@@ -127,7 +127,7 @@ impl<S: ChunkStore> Pipe<'_, S> {
         if state.closing {
             return Some(Instant::ZERO);
         }
-        if state.issued() != state.durable {
+        if !state.all_published() {
             return None;
         }
         let idle_since = state.last_publish_at.unwrap_or(Instant::ZERO);

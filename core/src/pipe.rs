@@ -281,6 +281,11 @@ impl<'a> State<'a> {
         self.checkpoints.covering_all.is_some() && self.durable > self.checkpoints.checkpointed
     }
 
+    /// Every epoch handed to a write is published: no batch is open or being committed.
+    pub(crate) fn all_published(&self) -> bool {
+        self.issued() <= self.durable
+    }
+
     /// The newest epoch handed to any write.
     pub(crate) fn issued(&self) -> Epoch {
         if self.open.len > 0 {
@@ -739,7 +744,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         }
         let grow_pending = state.grow.completed < state.grow.requested;
         let journal_pending = !state.apply.is_empty() || state.journal_dirty();
-        if state.issued() <= state.durable && !grow_pending && !journal_pending {
+        if state.all_published() && !grow_pending && !journal_pending {
             Poll::Ready(Ok(()))
         } else {
             Poll::Pending
