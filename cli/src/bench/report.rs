@@ -41,6 +41,9 @@ pub struct Summary {
     pub write_amplification: Option<f64>,
     /// Peak RSS during the row.
     pub peak_rss_mib: f64,
+    /// Share of the machine's CPU time the hypervisor took during the median run, in per cent
+    /// (`/proc/stat` steal): a row run while the host was busy is slow for reasons outside it.
+    pub host_steal_percent: Option<f64>,
     /// Throughput over the naive peer's in the same row.
     pub ratio_to_naive: Option<f64>,
     /// Throughput over the best frozen-core flush duration's in the same row (feature
@@ -93,6 +96,7 @@ pub fn summarize(
                 .map(|f| r.ops as f64 / f as f64),
             write_amplification: median.write_amplification,
             peak_rss_mib: median.peak_rss_mib,
+            host_steal_percent: r.steal_percent,
             ratio_to_naive: naive.map(|n| throughput / n),
             ratio_to_frozen_core: None,
         });
@@ -122,7 +126,7 @@ pub fn table(rows: &[Summary]) -> String {
     let _ = writeln!(out, "\n{}", first.row);
     let _ = writeln!(
         out,
-        "  {:<17} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>7} {:>7}",
+        "  {:<17} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>7} {:>6} {:>7}",
         "impl",
         first.unit,
         "min..max",
@@ -134,6 +138,7 @@ pub fn table(rows: &[Summary]) -> String {
         "ops/flush",
         "wr amp",
         "RSS MiB",
+        "steal%",
         "ratio"
     );
     let frozen = rows.iter().any(|r| r.ratio_to_frozen_core.is_some());
@@ -145,7 +150,7 @@ pub fn table(rows: &[Summary]) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<17} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>6} {:>7.0} {:>7}{}",
+            "  {:<17} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>6} {:>7.0} {:>6} {:>7}{}",
             r.implementation,
             r.throughput,
             format!("{:.0}..{:.0}", r.throughput_min, r.throughput_max),
@@ -157,6 +162,7 @@ pub fn table(rows: &[Summary]) -> String {
             opt(r.ops_per_device_flush, 1),
             opt(r.write_amplification, 2),
             r.peak_rss_mib,
+            opt(r.host_steal_percent, 1),
             r.ratio_to_naive.map_or("-".into(), |x| format!("{x:.2}x")),
             vs_frozen,
         );

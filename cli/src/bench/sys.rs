@@ -1,4 +1,5 @@
-//! What the bench reads off the machine: CPU time, peak RSS, device flushes, load.
+//! What the bench reads off the machine: CPU time, peak RSS, device flushes, load, and the CPU
+//! time a hypervisor took from it.
 
 use std::path::Path;
 
@@ -50,6 +51,33 @@ pub fn cpu_time_ns() -> u64 {
         .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
         .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
         .sum()
+}
+
+/// CPU time the hypervisor ran something else while this machine wanted its CPUs ("steal"),
+/// summed over all CPUs, in USER_HZ ticks since boot (`/proc/stat`); `None` where unreadable.
+/// On a shared virtual machine it explains rows that ran slow: a busy host takes CPU time and,
+/// with it, usually disk time.
+pub fn steal_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().find_map(|l| l.strip_prefix("cpu "))?;
+    // user nice system idle iowait irq softirq steal
+    cpu.split_whitespace().nth(7)?.parse().ok()
+}
+
+/// [`steal_ticks`] over `elapsed` as a share of the time of all `cpus` CPUs, in per cent.
+pub fn steal_percent(ticks: u64, elapsed: std::time::Duration, cpus: usize) -> f64 {
+    let stolen = ticks as f64 / clock_ticks_per_second() as f64;
+    let window = elapsed.as_secs_f64() * cpus.max(1) as f64;
+    if window > 0.0 {
+        100.0 * stolen / window
+    } else {
+        0.0
+    }
+}
+
+/// CPUs this process may run on.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The 1-minute load average.
@@ -106,4 +134,29 @@ pub fn is_tmpfs(dir: &Path) -> bool {
         reason = "f_type's integer type differs between platforms"
     )]
     rustix::fs::statfs(dir).is_ok_and(|s| s.f_type as i64 == TMPFS_MAGIC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn steal_is_a_share_of_every_cpus_time() {
+        // 50 ticks = 0.5 s stolen, over 2 s of 2 CPUs = 4 CPU-seconds.
+        assert_eq!(steal_percent(50, Duration::from_secs(2), 2), 12.5);
+        assert_eq!(steal_percent(0, Duration::from_secs(2), 2), 0.0);
+        // An empty window has no share to give (no division by zero).
+        assert_eq!(steal_percent(10, Duration::ZERO, 0), 0.0);
+        assert_eq!(steal_percent(10, Duration::from_secs(1), 0), 10.0);
+    }
+
+    #[test]
+    fn steal_ticks_reads_this_machine() {
+        // Every Linux kernel since 2.6.11 has the steal column (0 on bare metal).
+        if std::path::Path::new("/proc/stat").exists() {
+            let first = steal_ticks().expect("a steal column in /proc/stat");
+            assert!(steal_ticks().expect("still there") >= first);
+        }
+    }
 }

@@ -110,6 +110,8 @@ pub struct RowResult {
     pub cpu_us: u64,
     /// Device flush requests over the window.
     pub device_flushes: Option<u64>,
+    /// Share of the machine's CPU time the hypervisor took over the window, in per cent.
+    pub steal_percent: Option<f64>,
 }
 
 impl RowResult {
@@ -150,9 +152,9 @@ pub fn run(
             .collect();
         barrier.wait();
         std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
-        let before = (sys::cpu_time_us(), flushes.read());
+        let before = (sys::cpu_time_us(), flushes.read(), sys::steal_ticks());
         std::thread::sleep(measure_until.saturating_duration_since(Instant::now()));
-        let after = (sys::cpu_time_us(), flushes.read());
+        let after = (sys::cpu_time_us(), flushes.read(), sys::steal_ticks());
         let results: Vec<_> = workers
             .into_iter()
             .map(|w| w.join().expect("bench thread panicked"))
@@ -167,7 +169,7 @@ pub fn run(
         ops += count;
         latency_ns.add(hist).map_err(|e| e.to_string())?;
     }
-    let ((cpu_before, flush_before), (cpu_after, flush_after)) = window;
+    let ((cpu_before, flush_before, steal_before), (cpu_after, flush_after, steal_after)) = window;
     Ok(RowResult {
         ops,
         elapsed: measure,
@@ -176,6 +178,9 @@ pub fn run(
         device_flushes: flush_before
             .zip(flush_after)
             .map(|(b, a)| a.saturating_sub(b)),
+        steal_percent: steal_before
+            .zip(steal_after)
+            .map(|(b, a)| sys::steal_percent(a.saturating_sub(b), measure, sys::cpus())),
     })
 }
 
