@@ -10,7 +10,7 @@ use super::Measured;
 use super::targets::Implementation;
 use super::workloads::{self, Workload};
 
-/// One implementation's median run of one row, with the ratio to the naive peer.
+/// One implementation's median run of one row, with its ratios to the peers.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     /// The row's label.
@@ -44,35 +44,42 @@ pub struct Summary {
     /// Share of the machine's CPU time the hypervisor took during the median run, in per cent
     /// (`/proc/stat` steal): a row run while the host was busy is slow for reasons outside it.
     pub host_steal_percent: Option<f64>,
-    /// Throughput over the naive peer's in the same row.
+    /// Throughput over the naive peer's: the median over runs of the ratio within one run
+    /// (rows of one run are seconds apart, so each ratio compares rows that met the same host).
     pub ratio_to_naive: Option<f64>,
-    /// Throughput over the best frozen-core flush duration's in the same row (feature
+    /// Throughput over the best frozen-core flush duration's, paired by run likewise (feature
     /// `frozen-core`).
     pub ratio_to_frozen_core: Option<f64>,
 }
 
-/// Summarizes one row: each implementation's median run (by throughput).
+/// Summarizes one row: each implementation's median run (by throughput), and its ratios to the
+/// peers paired by run.
 pub fn summarize(
     workload: Workload,
     threads: usize,
     by_impl: &[(Implementation, Vec<Measured>)],
 ) -> Vec<Summary> {
     let (unit, per_op) = workload.throughput_unit();
-    let mut naive = None;
-    let mut best_frozen: Option<f64> = None;
+    let per_run = |runs: &[Measured]| -> Vec<f64> {
+        runs.iter()
+            .map(|m| m.result.ops_per_sec() * per_op)
+            .collect()
+    };
+    let naive_runs = (by_impl.iter())
+        .find(|(i, _)| *i == Implementation::Naive)
+        .map(|(_, runs)| per_run(runs));
+    let best_frozen_runs = (by_impl.iter())
+        .filter(|(i, _)| i.is_frozen_core())
+        .map(|(_, runs)| per_run(runs))
+        .reduce(|best, next| best.iter().zip(&next).map(|(a, b)| a.max(*b)).collect());
     let mut rows = Vec::new();
     for (implementation, runs) in by_impl {
+        let own_runs = per_run(runs);
         let mut sorted: Vec<&Measured> = runs.iter().collect();
         sorted.sort_by(|a, b| a.result.ops_per_sec().total_cmp(&b.result.ops_per_sec()));
         let median = sorted[sorted.len() / 2];
         let r = &median.result;
         let throughput = r.ops_per_sec() * per_op;
-        if *implementation == Implementation::Naive {
-            naive = Some(throughput);
-        }
-        if implementation.is_frozen_core() {
-            best_frozen = Some(best_frozen.map_or(throughput, |b| b.max(throughput)));
-        }
         let us = |q: f64| r.latency_ns.value_at_quantile(q) as f64 / 1000.0;
         let naive_per_sync = (*implementation == Implementation::Naive)
             .then(|| naive_ops_per_sync(workload))
@@ -97,14 +104,34 @@ pub fn summarize(
             write_amplification: median.write_amplification,
             peak_rss_mib: median.peak_rss_mib,
             host_steal_percent: r.steal_percent,
-            ratio_to_naive: naive.map(|n| throughput / n),
-            ratio_to_frozen_core: None,
+            ratio_to_naive: naive_runs.as_deref().map(|n| paired_ratio(&own_runs, n)),
+            ratio_to_frozen_core: (best_frozen_runs.as_deref()).map(|f| paired_ratio(&own_runs, f)),
         });
     }
-    for row in &mut rows {
-        row.ratio_to_frozen_core = best_frozen.map(|b| row.throughput / b);
-    }
     rows
+}
+
+/// A line for each summary whose median run had at least `threshold` per cent steal.
+pub fn busy_host_notes(rows: &[Summary], threshold: f64) -> Vec<String> {
+    (rows.iter())
+        .filter(|s| s.host_steal_percent >= Some(threshold))
+        .map(|s| {
+            format!(
+                "busy host: {} — {}: the hypervisor took {:.0} % of the CPU time (rerun to compare)",
+                s.row,
+                s.implementation,
+                s.host_steal_percent.unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// The median over runs of `own[k] / peer[k]` (run `k` of both; the upper median of an even
+/// count, like the median run).
+fn paired_ratio(own: &[f64], peer: &[f64]) -> f64 {
+    let mut ratios: Vec<f64> = own.iter().zip(peer).map(|(a, b)| a / b).collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Operations per `sync_data` of the naive peer: one per durable operation, except W2 (one
@@ -222,4 +249,20 @@ pub fn plot_w1(rows: &[Summary], path: &Path) -> Result<(), String> {
         .draw()
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paired_ratio;
+
+    #[test]
+    fn ratios_pair_runs_before_taking_the_median() {
+        // The host was slow in run 1 for both. Per run: 1.5x, 2x, 1.2x, so the paired ratio
+        // is 1.5x; the ratio of the two median runs (120 / 100) would say 1.2x.
+        let own = [300.0, 100.0, 120.0];
+        let peer = [200.0, 50.0, 100.0];
+        assert_eq!(paired_ratio(&own, &peer), 1.5);
+        assert_eq!(paired_ratio(&[3.0, 1.0], &[1.0, 1.0]), 3.0);
+        assert!(paired_ratio(&[], &[]).is_nan());
+    }
 }
