@@ -127,7 +127,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     } else {
         print_tables(&specs, &summaries);
     }
-    for line in report::busy_host_notes(&summaries, BUSY_HOST_STEAL) {
+    if let Some(line) = report::busy_host_note(&summaries, BUSY_HOST_STEAL) {
         note(line);
     }
     note(format!(

@@ -111,19 +111,21 @@ pub fn summarize(
     rows
 }
 
-/// A line for each summary whose median run had at least `threshold` per cent steal.
-pub fn busy_host_notes(rows: &[Summary], threshold: f64) -> Vec<String> {
-    (rows.iter())
-        .filter(|s| s.host_steal_percent >= Some(threshold))
-        .map(|s| {
-            format!(
-                "busy host: {} — {}: the hypervisor took {:.0} % of the CPU time (rerun to compare)",
-                s.row,
-                s.implementation,
-                s.host_steal_percent.unwrap_or_default()
-            )
-        })
-        .collect()
+/// One line on the median runs that had at least `threshold` per cent steal, if any: how many,
+/// and the worst (the `steal%` column has them all).
+pub fn busy_host_note(rows: &[Summary], threshold: f64) -> Option<String> {
+    let steal = |s: &Summary| s.host_steal_percent.unwrap_or_default();
+    let busy: Vec<&Summary> = rows.iter().filter(|s| steal(s) >= threshold).collect();
+    let worst = busy.iter().max_by(|a, b| steal(a).total_cmp(&steal(b)))?;
+    Some(format!(
+        "busy host: the hypervisor took {threshold:.0} % of the CPU time or more in {} of {} \
+         median runs (worst: {:.0} %, {} — {}); their figures may not hold on a quiet host",
+        busy.len(),
+        rows.len(),
+        steal(worst),
+        worst.row,
+        worst.implementation,
+    ))
 }
 
 /// The median over runs of `own[k] / peer[k]` (run `k` of both; the upper median of an even
@@ -253,7 +255,51 @@ pub fn plot_w1(rows: &[Summary], path: &Path) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::paired_ratio;
+    use super::{Summary, busy_host_note, paired_ratio};
+
+    fn run_with_steal(implementation: &'static str, steal: Option<f64>) -> Summary {
+        Summary {
+            row: "W2".into(),
+            workload: "w2",
+            threads: 1,
+            implementation,
+            unit: "MB/s",
+            throughput: 1.0,
+            throughput_min: 1.0,
+            throughput_max: 1.0,
+            p50_us: 1.0,
+            p99_us: 1.0,
+            p999_us: 1.0,
+            cpu_us_per_op: 1.0,
+            ops_per_sync: None,
+            ops_per_device_flush: None,
+            write_amplification: None,
+            peak_rss_mib: 1.0,
+            host_steal_percent: steal,
+            ratio_to_naive: None,
+            ratio_to_frozen_core: None,
+        }
+    }
+
+    #[test]
+    fn a_busy_host_is_called_out_once_with_the_worst_run() {
+        let quiet = [
+            run_with_steal("naive", Some(2.0)),
+            run_with_steal("x", None),
+        ];
+        assert_eq!(busy_host_note(&quiet, 10.0), None);
+        let busy = [
+            run_with_steal("naive", Some(12.0)),
+            run_with_steal("chunkpipe/atomic", Some(31.0)),
+            run_with_steal("chunkpipe/off", Some(3.0)),
+        ];
+        let note = busy_host_note(&busy, 10.0).expect("two busy runs");
+        assert!(note.contains("in 2 of 3 median runs"), "{note}");
+        assert!(
+            note.contains("worst: 31 %, W2 — chunkpipe/atomic"),
+            "{note}"
+        );
+    }
 
     #[test]
     fn ratios_pair_runs_before_taking_the_median() {
