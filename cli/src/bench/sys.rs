@@ -75,9 +75,15 @@ pub fn steal_percent(ticks: u64, elapsed: std::time::Duration, cpus: usize) -> f
     }
 }
 
-/// CPUs this process may run on.
-pub fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// CPUs the machine has online: the `cpuN` lines of `/proc/stat`, whose sum is what
+/// [`steal_ticks`] reads (this process may be allowed fewer); 1 where unreadable.
+pub fn online_cpus() -> usize {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let per_cpu = |line: &&str| {
+        line.strip_prefix("cpu")
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    };
+    stat.lines().filter(per_cpu).count().max(1)
 }
 
 /// The 1-minute load average.
@@ -152,11 +158,14 @@ mod tests {
     }
 
     #[test]
-    fn steal_ticks_reads_this_machine() {
+    fn steal_ticks_and_cpus_read_this_machine() {
         // Every Linux kernel since 2.6.11 has the steal column (0 on bare metal).
         if std::path::Path::new("/proc/stat").exists() {
             let first = steal_ticks().expect("a steal column in /proc/stat");
             assert!(steal_ticks().expect("still there") >= first);
+            // The process may be confined to fewer CPUs than the machine has, never more.
+            let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
+            assert!(online_cpus() >= allowed);
         }
     }
 }

@@ -180,7 +180,7 @@ pub fn run(
             .map(|(b, a)| a.saturating_sub(b)),
         steal_percent: steal_before
             .zip(steal_after)
-            .map(|(b, a)| sys::steal_percent(a.saturating_sub(b), measure, sys::cpus())),
+            .map(|(b, a)| sys::steal_percent(a.saturating_sub(b), measure, sys::online_cpus())),
     })
 }
 
