@@ -1,5 +1,6 @@
 //! `chunkpipe bench`: the benchmark workloads on a real file, chunkpipe and its peers
-//! interleaved row by row so that the ratios hold on a noisy machine.
+//! interleaved row by row so that the ratios hold on a noisy machine: each ratio pairs rows of
+//! the same run, seconds apart, and every row reports the CPU time a hypervisor took (`steal%`).
 
 #[cfg(feature = "frozen-core")]
 mod frozen;
