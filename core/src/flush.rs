@@ -14,7 +14,8 @@
 //! appends the batch to the journal and syncs that: the commit path holds nothing else. The
 //! published batch then waits in the apply queue to be written in place — by
 //! [`Pipe::checkpoint_step`] on a second thread when someone runs it, so the next batch commits
-//! meanwhile, or else by the next flush step (`apply_published`).
+//! meanwhile, or else by the next flush step (`apply_published`), which starts writeback of
+//! bulk stretches at once so the checkpoint's data sync stays short (`start_bulk_writeback`).
 
 use crate::journal::format;
 use crate::pipe::{FlushState, State};
@@ -23,6 +24,10 @@ use crate::{ChunkStore, Epoch, Error, Instant, Journal, Op, Pipe, StoreError, St
 
 /// The most buffers the core puts into one vectored `write_at` call (a stack array).
 const MAX_BUFS_PER_CALL: usize = 64;
+
+/// `Journal::Atomic`: the fewest consecutive bytes of a batch whose writeback its apply starts
+/// at once ([`Pipe::start_bulk_writeback`]).
+const BULK_WRITEBACK_BYTES: u64 = 1 << 20;
 
 /// What one flush step did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -322,6 +327,9 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                 }
             };
             let result = self.write_in_place(&batch);
+            if result.is_ok() {
+                self.start_bulk_writeback(&batch);
+            }
             let in_place_bytes = batch.live_len() as u64 * self.config.chunk_bytes();
             let mut guard = self.lock();
             let state = &mut *guard;
@@ -489,6 +497,36 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let start = batch.chunk(0) * chunk_bytes;
         let end = (batch.chunk(batch.live_len() - 1) + 1) * chunk_bytes;
         let _ = self.store.start_writeback(start, end - start);
+    }
+
+    /// `Journal::Atomic`: after a batch is written in place, starts writeback of each stretch of
+    /// at least [`BULK_WRITEBACK_BYTES`] consecutive chunks in it. Only a hint: the
+    /// checkpoint's data sync reports any real failure.
+    ///
+    /// Why: bulk data left dirty for the next checkpoint made its data sync long (7 ms on
+    /// average in W2 of `chunkpipe bench`, 0.9 ms with this), and while the checkpointer waits
+    /// in it, published batches wait to be applied and writers for their staging. Scattered
+    /// chunks are left to the checkpoint, which writes them together: hinting every batch
+    /// cost W1, W4 and W5 10–35 % of their throughput here.
+    fn start_bulk_writeback(&self, batch: &SealedBatch<'a>) {
+        let chunk_bytes = self.config.chunk_bytes();
+        let fewest = BULK_WRITEBACK_BYTES.div_ceil(chunk_bytes);
+        let live = batch.live_len();
+        let mut start = 0;
+        while start < live {
+            let first = batch.chunk(start);
+            let mut end = start + 1;
+            while end < live && batch.chunk(end) == first + (end - start) as u64 {
+                end += 1;
+            }
+            let chunks = (end - start) as u64;
+            if chunks >= fewest {
+                let _ = self
+                    .store
+                    .start_writeback(first * chunk_bytes, chunks * chunk_bytes);
+            }
+            start = end;
+        }
     }
 }
 

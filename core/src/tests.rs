@@ -484,6 +484,73 @@ mod atomic {
         assert_eq!(data_chunk(&stores, 3), chunk(4));
     }
 
+    /// A RAM store that records the writeback hints it is given.
+    #[derive(Default)]
+    struct HintRecorder {
+        inner: MemStore<'static>,
+        hints: std::sync::Mutex<Vec<(u64, u64)>>,
+    }
+
+    impl ChunkStore for HintRecorder {
+        fn len(&self) -> Result<u64, crate::StoreError> {
+            self.inner.len()
+        }
+        fn read_at(&self, offset: u64, bufs: &mut [&mut [u8]]) -> Result<(), crate::StoreError> {
+            self.inner.read_at(offset, bufs)
+        }
+        fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), crate::StoreError> {
+            self.inner.write_at(offset, bufs)
+        }
+        fn grow(&self, new_len: u64) -> Result<(), crate::StoreError> {
+            self.inner.grow(new_len)
+        }
+        fn sync(&self) -> Result<(), crate::StoreError> {
+            self.inner.sync()
+        }
+        fn start_writeback(&self, offset: u64, len: u64) -> Result<(), crate::StoreError> {
+            self.hints.lock().unwrap().push((offset, len));
+            Ok(())
+        }
+    }
+
+    /// Writing a batch in place starts writeback of each stretch of at least a mebibyte of
+    /// consecutive chunks in it, and of nothing else: scattered chunks are left to the
+    /// checkpoint's data sync.
+    #[test]
+    #[cfg_attr(miri, ignore = "megabytes of checksums: too slow under Miri")]
+    fn an_apply_starts_writeback_of_bulk_stretches_only() {
+        const HALF_MIB: usize = 512 * 1024;
+        let config = Config::new()
+            .with_chunk_size(HALF_MIB as u32)
+            .with_initial_chunks(16)
+            .with_staging_chunks(6)
+            .with_journal(Journal::Atomic)
+            .with_journal_bytes(16 << 20);
+        let data = Arc::new(HintRecorder::default());
+        let journal = Arc::new(HintRecorder::default());
+        let pipe = Pipe::with_journal(Arc::clone(&data), journal, config).unwrap();
+        let now = Instant::ZERO;
+        // Chunks 2..5 are consecutive (from two writes): 1.5 MiB; 8 and 10 are not.
+        pipe.try_write(2, &[1; 2 * HALF_MIB]).unwrap();
+        pipe.try_write(4, &[2; HALF_MIB]).unwrap();
+        pipe.try_write(8, &[3; HALF_MIB]).unwrap();
+        pipe.try_write(10, &[4; HALF_MIB]).unwrap();
+        assert!(pipe.flush_step(now).unwrap().is_some());
+        assert!(
+            data.hints.lock().unwrap().is_empty(),
+            "hinted before its apply"
+        );
+        assert!(pipe.step(now).unwrap().applied);
+        let stretch = (2 * HALF_MIB as u64, 3 * HALF_MIB as u64);
+        assert_eq!(*data.hints.lock().unwrap(), [stretch]);
+
+        // Consecutive chunks under a mebibyte are left to the checkpoint too.
+        pipe.try_write(12, &[5; HALF_MIB]).unwrap();
+        assert!(pipe.flush_step(now).unwrap().is_some());
+        assert!(pipe.step(now).unwrap().applied);
+        assert_eq!(*data.hints.lock().unwrap(), [stretch]);
+    }
+
     #[test]
     fn reopening_replays_what_was_not_written_in_place_and_continues_epochs() {
         let stores = stores();
