@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use sys::FlushCounter;
+use sys::DeviceCounters;
 use targets::Implementation;
 use workloads::{RowResult, W1_CHUNKS_PER_THREAD, W2_CHUNKS_PER_WRITE, Workload};
 
@@ -120,7 +120,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         &files,
         runs,
         (warmup, measure),
-        &FlushCounter::for_dir(&dir),
+        &DeviceCounters::for_dir(&dir),
     )?;
     if args.json {
         let json = serde_json::to_string_pretty(&summaries).map_err(|e| e.to_string())?;
@@ -239,7 +239,7 @@ fn run_rows(
     files: &Files,
     runs: usize,
     windows: (Duration, Duration),
-    flushes: &FlushCounter,
+    device: &DeviceCounters,
 ) -> Result<Vec<report::Summary>, String> {
     let rows: usize = specs
         .iter()
@@ -273,13 +273,7 @@ fn run_rows(
                     spec.workload.label(spec.threads),
                     implementation.name()
                 ));
-                results.push(measure_row(
-                    *implementation,
-                    *spec,
-                    files,
-                    windows,
-                    flushes,
-                )?);
+                results.push(measure_row(*implementation, *spec, files, windows, device)?);
                 bar.inc(1);
             }
         }
@@ -317,7 +311,7 @@ fn measure_row(
     spec: RowSpec,
     files: &Files,
     windows: (Duration, Duration),
-    flushes: &FlushCounter,
+    device: &DeviceCounters,
 ) -> Result<Measured, String> {
     let (path, chunks) = files.for_row(implementation, spec.workload);
     sys::reset_peak_rss();
@@ -328,7 +322,7 @@ fn measure_row(
         spec.threads,
         windows,
         (CHUNK_SIZE, chunks),
-        flushes,
+        device,
     )?;
     let ops_per_sync = target
         .chunks_per_sync()

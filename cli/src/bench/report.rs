@@ -39,6 +39,9 @@ pub struct Summary {
     pub ops_per_device_flush: Option<f64>,
     /// Bytes written per byte published, where counted.
     pub write_amplification: Option<f64>,
+    /// MB/s the device under `--dir` wrote during the median run (writing rows, Linux): what
+    /// bounds a bulk workload, whoever's bytes they are.
+    pub device_write_mb_per_s: Option<f64>,
     /// Peak RSS during the row.
     pub peak_rss_mib: f64,
     /// Share of the machine's CPU time the hypervisor took during the median run, in per cent
@@ -102,6 +105,9 @@ pub fn summarize(
                 .filter(|&f| f > 0 && workload.writes())
                 .map(|f| r.ops as f64 / f as f64),
             write_amplification: median.write_amplification,
+            device_write_mb_per_s: (r.device_bytes_written)
+                .filter(|_| workload.writes())
+                .map(|bytes| bytes as f64 / 1e6 / r.elapsed.as_secs_f64()),
             peak_rss_mib: median.peak_rss_mib,
             host_steal_percent: r.steal_percent,
             ratio_to_naive: naive_runs.as_deref().map(|n| paired_ratio(&own_runs, n)),
@@ -155,7 +161,7 @@ pub fn table(rows: &[Summary]) -> String {
     let _ = writeln!(out, "\n{}", first.row);
     let _ = writeln!(
         out,
-        "  {:<17} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>7} {:>6} {:>7}",
+        "  {:<17} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>8} {:>7} {:>6} {:>7}",
         "impl",
         first.unit,
         "min..max",
@@ -166,6 +172,7 @@ pub fn table(rows: &[Summary]) -> String {
         "ops/sync",
         "ops/flush",
         "wr amp",
+        "dev MB/s",
         "RSS MiB",
         "steal%",
         "ratio"
@@ -179,7 +186,7 @@ pub fn table(rows: &[Summary]) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<17} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>6} {:>7.0} {:>6} {:>7}{}",
+            "  {:<17} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>6} {:>8} {:>7.0} {:>6} {:>7}{}",
             r.implementation,
             r.throughput,
             format!("{:.0}..{:.0}", r.throughput_min, r.throughput_max),
@@ -190,6 +197,7 @@ pub fn table(rows: &[Summary]) -> String {
             opt(r.ops_per_sync, 1),
             opt(r.ops_per_device_flush, 1),
             opt(r.write_amplification, 2),
+            opt(r.device_write_mb_per_s, 0),
             r.peak_rss_mib,
             opt(r.host_steal_percent, 1),
             r.ratio_to_naive.map_or("-".into(), |x| format!("{x:.2}x")),
@@ -274,6 +282,7 @@ mod tests {
             ops_per_sync: None,
             ops_per_device_flush: None,
             write_amplification: None,
+            device_write_mb_per_s: None,
             peak_rss_mib: 1.0,
             host_steal_percent: steal,
             ratio_to_naive: None,

@@ -1,4 +1,5 @@
-//! What the bench reads off the machine: CPU time, peak RSS, device flushes, load, and the CPU
+//! What the bench reads off the machine: CPU time, peak RSS, device flushes and bytes written,
+//! load, and the CPU
 //! time a hypervisor took from it.
 
 use std::path::Path;
@@ -94,32 +95,52 @@ pub fn load_average() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The flush counter of the block device holding `dir`, from `/proc/diskstats`.
-pub struct FlushCounter {
+/// The counters of the block device holding `dir`, from `/proc/diskstats`.
+pub struct DeviceCounters {
     device: Option<(u32, u32)>,
 }
 
-impl FlushCounter {
+/// What the device had done when [`DeviceCounters::read`] looked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceSample {
+    /// Flush requests completed (field 19 of the device's line; kernels before 5.5 lack it).
+    pub flushes: Option<u64>,
+    /// Bytes written (field 10, 512-byte sectors).
+    pub bytes_written: u64,
+}
+
+impl DeviceCounters {
     /// Finds the device under `dir`; counts nothing where that fails (tmpfs, no diskstats).
     pub fn for_dir(dir: &Path) -> Self {
         use std::os::unix::fs::MetadataExt;
         let device = std::fs::metadata(dir)
             .ok()
             .map(|m| (major(m.dev()), minor(m.dev())));
-        FlushCounter { device }
+        DeviceCounters { device }
     }
 
-    /// Flush requests the device has completed so far (field 19 of the device's line).
-    pub fn read(&self) -> Option<u64> {
-        let (major, minor) = self.device?;
+    /// The device's counters now.
+    pub fn read(&self) -> Option<DeviceSample> {
+        let device = self.device?;
         let stats = std::fs::read_to_string("/proc/diskstats").ok()?;
-        stats.lines().find_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let same =
-                f.first()?.parse::<u32>().ok()? == major && f.get(1)?.parse::<u32>().ok()? == minor;
-            if same { f.get(18)?.parse().ok() } else { None }
-        })
+        stats
+            .lines()
+            .find_map(|line| parse_diskstats_line(line, device))
     }
+}
+
+/// The counters in one `/proc/diskstats` line, if it is `device`'s.
+fn parse_diskstats_line(line: &str, (major, minor): (u32, u32)) -> Option<DeviceSample> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let same = f.first()?.parse::<u32>().ok()? == major && f.get(1)?.parse::<u32>().ok()? == minor;
+    if !same {
+        return None;
+    }
+    let sectors_written: u64 = f.get(9)?.parse().ok()?;
+    Some(DeviceSample {
+        flushes: f.get(18).and_then(|v| v.parse().ok()),
+        bytes_written: sectors_written * 512,
+    })
 }
 
 /// The major number of a Linux `dev_t`.
@@ -155,6 +176,21 @@ mod tests {
         // An empty window has no share to give (no division by zero).
         assert_eq!(steal_percent(10, Duration::ZERO, 0), 0.0);
         assert_eq!(steal_percent(10, Duration::from_secs(1), 0), 10.0);
+    }
+
+    #[test]
+    fn diskstats_lines_give_their_devices_flushes_and_bytes_written() {
+        let vda = " 253       0 vda 9 1 2 3 40 5 800 7 8 9 10 11 12 13 14 21 16";
+        let sample = parse_diskstats_line(vda, (253, 0));
+        let expected = DeviceSample {
+            flushes: Some(21),
+            bytes_written: 800 * 512,
+        };
+        assert_eq!(sample, Some(expected));
+        assert_eq!(parse_diskstats_line(vda, (253, 1)), None, "another device");
+        let before_5_5 = "   8       0 sda 9 1 2 3 40 5 800 7 8 9 10 0 0 0 0";
+        let sample = parse_diskstats_line(before_5_5, (8, 0)).expect("sda");
+        assert_eq!((sample.flushes, sample.bytes_written), (None, 800 * 512));
     }
 
     #[test]

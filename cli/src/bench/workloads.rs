@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::sys::{self, FlushCounter};
+use super::sys::{self, DeviceCounters};
 use super::targets::Target;
 
 /// Chunks each W1 thread cycles through (its own indexes).
@@ -110,6 +110,8 @@ pub struct RowResult {
     pub cpu_us: u64,
     /// Device flush requests over the window.
     pub device_flushes: Option<u64>,
+    /// Bytes written to the device over the window (by anyone: the bench is the only writer).
+    pub device_bytes_written: Option<u64>,
     /// Share of the machine's CPU time the hypervisor took over the window, in per cent.
     pub steal_percent: Option<f64>,
 }
@@ -128,7 +130,7 @@ pub fn run(
     threads: usize,
     (warmup, measure): (Duration, Duration),
     (chunk_size, file_chunks): (usize, u64),
-    flushes: &FlushCounter,
+    device: &DeviceCounters,
 ) -> Result<RowResult, String> {
     let start = Instant::now() + Duration::from_millis(5);
     let (measure_from, measure_until) = (start + warmup, start + warmup + measure);
@@ -152,9 +154,9 @@ pub fn run(
             .collect();
         barrier.wait();
         std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
-        let before = (sys::cpu_time_us(), flushes.read(), sys::steal_ticks());
+        let before = (sys::cpu_time_us(), device.read(), sys::steal_ticks());
         std::thread::sleep(measure_until.saturating_duration_since(Instant::now()));
-        let after = (sys::cpu_time_us(), flushes.read(), sys::steal_ticks());
+        let after = (sys::cpu_time_us(), device.read(), sys::steal_ticks());
         let results: Vec<_> = workers
             .into_iter()
             .map(|w| w.join().expect("bench thread panicked"))
@@ -169,15 +171,21 @@ pub fn run(
         ops += count;
         latency_ns.add(hist).map_err(|e| e.to_string())?;
     }
-    let ((cpu_before, flush_before, steal_before), (cpu_after, flush_after, steal_after)) = window;
+    let ((cpu_before, dev_before, steal_before), (cpu_after, dev_after, steal_after)) = window;
+    let device_delta = |field: fn(&sys::DeviceSample) -> Option<u64>| {
+        let (before, after) = (
+            dev_before.as_ref().and_then(field),
+            dev_after.as_ref().and_then(field),
+        );
+        before.zip(after).map(|(b, a)| a.saturating_sub(b))
+    };
     Ok(RowResult {
         ops,
         elapsed: measure,
         latency_ns,
         cpu_us: cpu_after.saturating_sub(cpu_before),
-        device_flushes: flush_before
-            .zip(flush_after)
-            .map(|(b, a)| a.saturating_sub(b)),
+        device_flushes: device_delta(|d| d.flushes),
+        device_bytes_written: device_delta(|d| Some(d.bytes_written)),
         steal_percent: steal_before
             .zip(steal_after)
             .map(|(b, a)| sys::steal_percent(a.saturating_sub(b), measure, sys::online_cpus())),
