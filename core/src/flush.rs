@@ -507,7 +507,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// average in W2 of `chunkpipe bench`, 0.9 ms with this), and while the checkpointer waits
     /// in it, published batches wait to be applied and writers for their staging. Scattered
     /// chunks are left to the checkpoint, which writes them together: hinting every batch
-    /// cost W1, W4 and W5 10–35 % of their throughput here.
+    /// cost W1, W4 and W5 7–38 % of their throughput here.
     fn start_bulk_writeback(&self, batch: &SealedBatch<'a>) {
         let chunk_bytes = self.config.chunk_bytes();
         let fewest = BULK_WRITEBACK_BYTES.div_ceil(chunk_bytes);
