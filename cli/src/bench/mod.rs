@@ -1,6 +1,7 @@
 //! `chunkpipe bench`: the benchmark workloads on a real file, chunkpipe and its peers
 //! interleaved row by row so that the ratios hold on a noisy machine: each ratio pairs rows of
-//! the same run, seconds apart, and every row reports the CPU time a hypervisor took (`steal%`).
+//! the same run, seconds apart, and every row reports the CPU time a hypervisor took (`steal%`)
+//! and what the device wrote (`dev MB/s`: a bulk row's bound).
 
 #[cfg(feature = "frozen-core")]
 mod frozen;

@@ -1,6 +1,5 @@
 //! What the bench reads off the machine: CPU time, peak RSS, device flushes and bytes written,
-//! load, and the CPU
-//! time a hypervisor took from it.
+//! load, and the CPU time a hypervisor took from it.
 
 use std::path::Path;
 

@@ -110,7 +110,7 @@ pub struct RowResult {
     pub cpu_us: u64,
     /// Device flush requests over the window.
     pub device_flushes: Option<u64>,
-    /// Bytes written to the device over the window (by anyone: the bench is the only writer).
+    /// Bytes the device wrote over the window, whoever wrote them (on a quiet machine: the row).
     pub device_bytes_written: Option<u64>,
     /// Share of the machine's CPU time the hypervisor took over the window, in per cent.
     pub steal_percent: Option<f64>,
