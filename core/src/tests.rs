@@ -484,14 +484,16 @@ mod atomic {
         assert_eq!(data_chunk(&stores, 3), chunk(4));
     }
 
-    /// A RAM store that records the writeback hints it is given.
+    /// A RAM store that records its writes (offset, buffers, bytes) and the writeback hints
+    /// it is given (offset, length).
     #[derive(Default)]
-    struct HintRecorder {
+    struct Recorder {
         inner: MemStore<'static>,
+        writes: std::sync::Mutex<Vec<(u64, usize, u64)>>,
         hints: std::sync::Mutex<Vec<(u64, u64)>>,
     }
 
-    impl ChunkStore for HintRecorder {
+    impl ChunkStore for Recorder {
         fn len(&self) -> Result<u64, crate::StoreError> {
             self.inner.len()
         }
@@ -499,6 +501,11 @@ mod atomic {
             self.inner.read_at(offset, bufs)
         }
         fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), crate::StoreError> {
+            let bytes = bufs.iter().map(|b| b.len() as u64).sum();
+            self.writes
+                .lock()
+                .unwrap()
+                .push((offset, bufs.len(), bytes));
             self.inner.write_at(offset, bufs)
         }
         fn grow(&self, new_len: u64) -> Result<(), crate::StoreError> {
@@ -526,8 +533,8 @@ mod atomic {
             .with_staging_chunks(6)
             .with_journal(Journal::Atomic)
             .with_journal_bytes(16 << 20);
-        let data = Arc::new(HintRecorder::default());
-        let journal = Arc::new(HintRecorder::default());
+        let data = Arc::new(Recorder::default());
+        let journal = Arc::new(Recorder::default());
         let pipe = Pipe::with_journal(Arc::clone(&data), journal, config).unwrap();
         let now = Instant::ZERO;
         // Chunks 2..5 are consecutive (from two writes): 1.5 MiB; 8 and 10 are not.
@@ -549,6 +556,36 @@ mod atomic {
         assert!(pipe.flush_step(now).unwrap().is_some());
         assert!(pipe.step(now).unwrap().applied);
         assert_eq!(*data.hints.lock().unwrap(), [stretch]);
+    }
+
+    /// A fresh journal is written once, front to back, in vectored calls of up to 256
+    /// buffers (one call per chunk made a 64 MiB journal 16,384 direct writes), ending in a
+    /// tail shorter than a chunk where its length asks for one.
+    #[test]
+    fn formatting_writes_the_journal_once_in_few_calls() {
+        let journal_bytes = 64 * 1024 + 5;
+        let config = atomic_config().with_journal_bytes(journal_bytes);
+        let journal = Arc::new(Recorder::default());
+        let pipe = Pipe::with_journal(Arc::default(), Arc::clone(&journal), config).unwrap();
+        drop(pipe);
+        let writes = journal.writes.lock().unwrap();
+        let mut at = 0;
+        let mut calls = 0;
+        for &(offset, bufs, bytes) in writes.iter() {
+            if at == journal_bytes {
+                break; // the zeros are done; superblocks follow
+            }
+            assert_eq!(offset, at, "front to back, once");
+            assert!(bufs <= 256, "{bufs} buffers in one call");
+            (at, calls) = (at + bytes, calls + 1);
+        }
+        assert_eq!(at, journal_bytes);
+        let per_call = 256 * CHUNK as u64;
+        assert_eq!(
+            calls,
+            journal_bytes / per_call + 1,
+            "full calls, then the tail"
+        );
     }
 
     #[test]

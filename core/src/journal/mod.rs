@@ -63,6 +63,11 @@ pub(crate) struct JournalLog {
 impl JournalLog {
     /// Formats a fresh journal store of `journal_len` bytes: writes it all once (so appends
     /// never allocate), then the first superblock, then syncs.
+    ///
+    /// The zeros go out as one buffer (`zeros`, a chunk of scratch) repeated up to
+    /// [`RECORD_CALL_BUFS`] times per vectored call: one call per chunk made creating a pipe
+    /// with the default 64 MiB journal take 16,384 direct writes, 1.2–1.6 s on the development
+    /// machine (64–96 ms this way).
     pub(crate) fn format<S: ChunkStore>(
         journal: &S,
         journal_len: u64,
@@ -71,11 +76,20 @@ impl JournalLog {
     ) -> Result<Superblock, StoreError> {
         journal.grow(journal_len)?;
         zeros.fill(0);
+        let zeros = &*zeros;
+        let zeros_len = zeros.len() as u64;
         let mut at = 0;
         while at < journal_len {
-            let n = (journal_len - at).min(zeros.len() as u64) as usize;
-            journal.write_at(at, &[&zeros[..n]])?;
-            at += n as u64;
+            let left = journal_len - at;
+            let whole = (left / zeros_len).min(RECORD_CALL_BUFS as u64);
+            if whole > 0 {
+                journal.write_at(at, &[zeros; RECORD_CALL_BUFS][..whole as usize])?;
+                at += whole * zeros_len;
+            } else {
+                // A tail shorter than the scratch chunk.
+                journal.write_at(at, &[&zeros[..left as usize]])?;
+                at += left;
+            }
         }
         let superblock = Superblock {
             seq: 1,
@@ -238,22 +252,24 @@ pub(crate) fn checkpoint<S: ChunkStore>(
     Ok(next)
 }
 
+/// The most buffers in one vectored journal write: 4 KiB of stack, 1 MiB per call with 4 KiB
+/// chunks — few enough calls for a direct write, which waits for the device in each.
+const RECORD_CALL_BUFS: usize = 256;
+
 /// Writes the header block and the batch's payload at `offset`, in vectored calls of at most
-/// 256 buffers (4 KiB of stack; 1 MiB per call with 4 KiB chunks, few enough calls for a
-/// direct write, which waits for the device in each).
+/// [`RECORD_CALL_BUFS`] buffers.
 fn write_record<S: ChunkStore>(
     journal: &S,
     offset: u64,
     header: &[u8],
     batch: &SealedBatch<'_>,
 ) -> Result<(), StoreError> {
-    const BUFS: usize = 256;
-    let mut bufs: [&[u8]; BUFS] = [&[]; BUFS];
+    let mut bufs: [&[u8]; RECORD_CALL_BUFS] = [&[]; RECORD_CALL_BUFS];
     bufs[0] = header;
     let (mut used, mut at, mut call_start) = (1, 0, offset);
     let live = batch.live_len();
     while at < live || used > 0 {
-        while used < BUFS && at < live {
+        while used < RECORD_CALL_BUFS && at < live {
             bufs[used] = batch.bytes(at);
             used += 1;
             at += 1;
