@@ -290,6 +290,40 @@ fn checkpoint_steps_sync_what_flush_steps_wrote_in_place() {
     assert_eq!(store_chunk(&pipe, 2), chunk(3));
 }
 
+/// `Journal::Off` with a checkpointer: a threaded flusher syncs a batch it wrote in place
+/// itself when nothing else is coming, but hands the sync over when the batch freed staging a
+/// writer was waiting for (that writer forms the next batch, written while this one syncs).
+#[test]
+fn a_flusher_hands_the_sync_over_when_a_blocked_writer_forms_the_next_batch() {
+    use crate::blocking::syncs_itself;
+    let now = Instant::ZERO;
+    let pipe = pipe(8, 1);
+    assert_eq!(pipe.checkpoint_step(now), Ok(false), "a checkpointer runs");
+    pipe.try_write(0, &chunk(1)).unwrap();
+    let alone = pipe.step(now).unwrap();
+    assert!(alone.written.is_some() && alone.sync_owed && !alone.staging_freed);
+    assert!(syncs_itself(&alone), "nothing to write meanwhile");
+    assert!(pipe.sync_step(now).unwrap().is_some());
+
+    pipe.try_write(1, &chunk(2)).unwrap();
+    assert_eq!(pipe.try_write(2, &chunk(3)), Err(Error::WouldBlock));
+    let freed = pipe.step(now).unwrap();
+    assert!(freed.written.is_some() && freed.sync_owed && freed.staging_freed);
+    assert!(
+        !syncs_itself(&freed),
+        "the blocked writer forms the next batch"
+    );
+
+    pipe.try_write(2, &chunk(3)).unwrap();
+    let next = pipe.step(now).unwrap();
+    assert!(
+        next.written.is_some(),
+        "written in place before the last one synced"
+    );
+    assert_eq!(pipe.checkpoint_step(now), Ok(true));
+    assert_eq!(store_chunk(&pipe, 2), chunk(3));
+}
+
 #[test]
 fn max_batch_delay_holds_a_batch_until_it_passes_or_a_sync_asks() {
     let config = config(4, 4)
