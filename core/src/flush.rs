@@ -478,13 +478,12 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let live = batch.live_len();
         let mut i = 0;
         while i < live {
-            let first = batch.chunk(i);
-            let mut run = 0;
-            while i + run < live && run < max_bufs && batch.chunk(i + run) == first + run as u64 {
-                bufs[run] = batch.bytes(i + run);
-                run += 1;
+            let run = batch.consecutive_run(i, max_bufs);
+            for (k, buf) in bufs[..run].iter_mut().enumerate() {
+                *buf = batch.bytes(i + k);
             }
-            self.store.write_at(first * chunk_bytes, &bufs[..run])?;
+            self.store
+                .write_at(batch.chunk(i) * chunk_bytes, &bufs[..run])?;
             i += run;
         }
         Ok(())
@@ -514,18 +513,12 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let live = batch.live_len();
         let mut start = 0;
         while start < live {
-            let first = batch.chunk(start);
-            let mut end = start + 1;
-            while end < live && batch.chunk(end) == first + (end - start) as u64 {
-                end += 1;
+            let run = batch.consecutive_run(start, live);
+            if run as u64 >= fewest {
+                let offset = batch.chunk(start) * chunk_bytes;
+                let _ = self.store.start_writeback(offset, run as u64 * chunk_bytes);
             }
-            let chunks = (end - start) as u64;
-            if chunks >= fewest {
-                let _ = self
-                    .store
-                    .start_writeback(first * chunk_bytes, chunks * chunk_bytes);
-            }
-            start = end;
+            start += run;
         }
     }
 }

@@ -709,6 +709,18 @@ impl SealedBatch<'_> {
         self.plan[..self.live][i].chunk
     }
 
+    /// How many live entries from `i` on, at most `limit`, hold consecutive chunks (at least
+    /// one while `i` is live and `limit` is not zero): a run one vectored call can write.
+    pub(crate) fn consecutive_run(&self, i: usize, limit: usize) -> usize {
+        let rest = self.plan[..self.live].get(i..).unwrap_or(&[]);
+        let longest = limit.min(rest.len());
+        let mut run = usize::from(longest > 0);
+        while run < longest && rest[run - 1].chunk.checked_add(1) == Some(rest[run].chunk) {
+            run += 1;
+        }
+        run
+    }
+
     /// The bytes of live entry `i`.
     pub(crate) fn bytes(&self, i: usize) -> &[u8] {
         let slot = self.plan[..self.live][i].slot;
