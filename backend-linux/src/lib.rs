@@ -8,7 +8,7 @@
 //! | grow | `fallocate(fd, 0, old, new - old)`, zero-fill where unsupported, `ftruncate`, `fdatasync` |
 //! | writeback hint | `sync_file_range(fd, off, len, SYNC_FILE_RANGE_WRITE)` |
 //! | open | `O_RDWR | O_CREAT | O_CLOEXEC`, `O_NOATIME` when permitted |
-//! | journal appends | a second descriptor with `O_DIRECT`, for writes aligned as `statx` `STATX_DIOALIGN` says |
+//! | journal appends | buffered by [`open`]; with [`FileStore::open_direct`], a second descriptor with `O_DIRECT` for writes aligned as `statx` `STATX_DIOALIGN` says |
 //!
 //! ```
 //! # fn main() -> Result<(), chunkpipe_linux::Error> {

@@ -101,6 +101,14 @@ pub trait Platform: Send + Sync + 'static {
 /// `Journal::Atomic` the journal `<path>.journal` is opened (and locked) too: created and
 /// written once if new, recovered otherwise.
 ///
+/// Journal appends are buffered writes, which the journal's sync writes out and flushes.
+/// To have them bypass the page cache instead, open the journal with
+/// [`FileStore::open_direct`] and start the pipe with
+/// [`ThreadedPipe::start_journaled`](chunkpipe_core::ThreadedPipe::start_journaled): on the
+/// virtual disk chunkpipe is developed on that was slower (the README's Performance section
+/// has the numbers), but a disk where a direct write costs less than the writeback in a sync
+/// may gain.
+///
 /// # Errors
 /// [`Error::Locked`] when another process has the file open through chunkpipe; an invalid
 /// config; a file that does not fit it ([`Error::InvalidInput`], [`Error::Mismatch`]); an OS
@@ -109,7 +117,7 @@ pub fn open<P: Platform>(path: &Path, config: Config) -> Result<ThreadedPipe<Fil
     let data = FileStore::<P>::open_for(path, &config)?;
     match config.journal {
         Journal::Atomic => {
-            let journal = FileStore::open_direct(&journal_path(path))?;
+            let journal = FileStore::open(&journal_path(path))?;
             ThreadedPipe::start_journaled(data, journal, config)
         }
         _ => ThreadedPipe::start(data, config),

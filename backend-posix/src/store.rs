@@ -45,7 +45,8 @@ impl<P: Platform> FileStore<P> {
     /// Opens like [`open`](Self::open), plus a second descriptor for direct writes where the
     /// platform has one ([`Platform::open_direct`]): writes whose buffers and offset are
     /// aligned for it bypass the page cache, the rest stay buffered. For a file written once
-    /// and read rarely — the journal, whose appends come straight from page-aligned staging.
+    /// and read rarely — a journal, whose appends come straight from page-aligned staging —
+    /// on a disk where that pays ([`open`](crate::open) opens the journal buffered).
     ///
     /// # Errors
     /// As [`open`](Self::open).

@@ -12,6 +12,9 @@ pub struct PosixFiles<P> {
     _dir: tempfile::TempDir,
     path: PathBuf,
     mode: Journal,
+    /// The journal is opened with [`FileStore::open_direct`] (else as `chunkpipe_posix::open`
+    /// opens it: buffered).
+    direct_journal: bool,
     _platform: std::marker::PhantomData<fn() -> P>,
 }
 
@@ -27,6 +30,25 @@ impl<P: Platform> PosixFiles<P> {
             _dir: dir,
             path,
             mode,
+            direct_journal: false,
+            _platform: std::marker::PhantomData,
+        }
+    }
+
+    /// A `Journal::Atomic` harness whose journal appends bypass the page cache where the
+    /// platform and the file system of `parent` (a real disk, not tmpfs) allow
+    /// ([`FileStore::open_direct`]).
+    ///
+    /// # Panics
+    /// If no temp dir can be created in `parent`.
+    pub fn with_direct_journal_in(parent: &std::path::Path) -> Self {
+        let dir = tempfile::tempdir_in(parent).expect("a temp dir");
+        let path = dir.path().join("data");
+        PosixFiles {
+            _dir: dir,
+            path,
+            mode: Journal::Atomic,
+            direct_journal: true,
             _platform: std::marker::PhantomData,
         }
     }
@@ -38,12 +60,15 @@ impl<P: Platform> Harness for PosixFiles<P> {
     fn open(&self, config: Config) -> Result<TestPipe<Self::Store>, Error> {
         let config = in_mode(config, self.mode);
         let data = FileStore::open_for(&self.path, &config)?;
-        // As `chunkpipe_posix::open` does: journal appends go direct where the platform can.
-        start(
-            data,
-            || FileStore::open_direct(&journal_path(&self.path)),
-            config,
-        )
+        let journal = journal_path(&self.path);
+        let open_journal = || {
+            if self.direct_journal {
+                FileStore::open_direct(&journal)
+            } else {
+                FileStore::open(&journal)
+            }
+        };
+        start(data, open_journal, config)
     }
 
     fn mode(&self) -> Journal {

@@ -1,4 +1,5 @@
-//! The conformance suite on real files (Linux backend, in a temp dir), in both durability modes.
+//! The conformance suite on real files (Linux backend, in a temp dir), in both durability modes
+//! and with a direct-write journal.
 #![cfg(target_os = "linux")]
 
 use chunkpipe_core::Journal;
@@ -14,6 +15,17 @@ mod atomic {
 mod off {
     use super::*;
     chunkpipe_tests::conformance!(PosixFiles::<Linux>::new(Journal::Off), files);
+}
+
+/// `Journal::Atomic` with the journal opened for direct writes (`FileStore::open_direct`), the
+/// opt-in that `chunkpipe_linux::open` does not take, on the target dir's file system.
+mod atomic_direct {
+    use super::*;
+    fn harness() -> PosixFiles<Linux> {
+        PosixFiles::with_direct_journal_in(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")))
+    }
+    chunkpipe_tests::conformance!(harness(), files);
+    chunkpipe_tests::conformance!(harness(), journal);
 }
 
 /// The journal store's direct writes (`O_DIRECT`), on the target dir's file system (a real
