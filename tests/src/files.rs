@@ -24,15 +24,7 @@ impl<P: Platform> PosixFiles<P> {
     /// # Panics
     /// If no temp dir can be created.
     pub fn new(mode: Journal) -> Self {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let path = dir.path().join("data");
-        PosixFiles {
-            _dir: dir,
-            path,
-            mode,
-            direct_journal: false,
-            _platform: std::marker::PhantomData,
-        }
+        Self::in_dir(tempfile::tempdir().expect("a temp dir"), mode, false)
     }
 
     /// A `Journal::Atomic` harness whose journal appends bypass the page cache where the
@@ -43,12 +35,16 @@ impl<P: Platform> PosixFiles<P> {
     /// If no temp dir can be created in `parent`.
     pub fn with_direct_journal_in(parent: &std::path::Path) -> Self {
         let dir = tempfile::tempdir_in(parent).expect("a temp dir");
+        Self::in_dir(dir, Journal::Atomic, true)
+    }
+
+    fn in_dir(dir: tempfile::TempDir, mode: Journal, direct_journal: bool) -> Self {
         let path = dir.path().join("data");
         PosixFiles {
             _dir: dir,
             path,
-            mode: Journal::Atomic,
-            direct_journal: true,
+            mode,
+            direct_journal,
             _platform: std::marker::PhantomData,
         }
     }
