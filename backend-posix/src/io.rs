@@ -16,8 +16,9 @@ pub(crate) const IOV_MAX: usize = 1024;
 /// several calls.
 const READ_IOV_GROUP: usize = 64;
 
-/// Iovecs per write call: more than for reads, because a direct write (the journal's) waits
-/// for the device in every call, so fewer, larger calls are faster.
+/// Iovecs per write call: more than for reads, because a direct write (a journal opened with
+/// `FileStore::open_direct`) waits for the device in every call, so fewer, larger calls are
+/// faster.
 const WRITE_IOV_GROUP: usize = 256;
 
 /// Writes all of `bufs` at `offset` with `pwritev`, retrying short writes and `EINTR`.
