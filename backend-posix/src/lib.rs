@@ -12,8 +12,9 @@
 //! | `direct.rs` | direct writes that bypass the page cache (the journal's appends) |
 //! | `errno.rs` | errno → [`StoreError`] |
 //! | `file.rs` | open, lock, directory sync |
-//! | `meta.rs` | the `<path>.meta` file: format version, chunk size, journal mode |
+//! | `meta.rs` | the `<path>.meta` file: format version, chunk size, journal mode, length |
 //! | `io.rs` | vectored read/write loops |
+//! | `pipe_files.rs` | [`PipeFiles`]: a pipe's files, created in an order that tells a half-created pipe from a damaged one |
 //! | `store.rs` | [`FileStore`]: the `ChunkStore` over a file |
 #![cfg(unix)]
 #![deny(missing_docs)]
@@ -23,14 +24,16 @@ mod errno;
 mod file;
 mod io;
 mod meta;
+mod pipe_files;
 mod store;
 
 use std::path::Path;
 
-use chunkpipe_core::{Config, Error, Journal, StoreError, ThreadedPipe};
+use chunkpipe_core::{Config, Error, StoreError, ThreadedPipe};
 pub use direct::DirectAlignment;
 pub use errno::store_error;
-pub use meta::meta_path;
+pub use meta::{meta_path, read_meta};
+pub use pipe_files::PipeFiles;
 pub use rustix::fd::{BorrowedFd, OwnedFd};
 pub use store::FileStore;
 
@@ -95,33 +98,28 @@ pub trait Platform: Send + Sync + 'static {
     }
 }
 
-/// Opens (or creates) the data file at `path` and returns a pipe over it with its flusher
-/// thread running. A new file is grown to `config.initial_chunks`; an existing one must be a
-/// whole number of chunks and match its `<path>.meta` (written on first open). With
-/// `Journal::Atomic` the journal `<path>.journal` is opened (and locked) too: created and
-/// written once if new, recovered otherwise.
+/// Opens the pipe at `path` (the data file; `<path>.journal` and `<path>.meta` beside it) — or
+/// creates it, as [`Config::create`](chunkpipe_core::Config::create) allows — and returns it
+/// with its flusher and checkpointer threads running.
+///
+/// A pipe exists once its `<path>.meta` does: creating one makes the data file (a plain file
+/// already there is adopted, its bytes kept) and grows it to `config.initial_chunks`, formats
+/// and syncs the journal, and writes `.meta` last. So a crash while creating leaves no `.meta`,
+/// and the next open creates the pipe again; an existing pipe whose data file or journal is
+/// missing, blank or short is [`Error::Corrupt`], never re-created. See [`PipeFiles`].
 ///
 /// Journal appends are buffered writes, which the journal's sync writes out and flushes.
-/// To have them bypass the page cache instead, open the journal with
-/// [`FileStore::open_direct`] and start the pipe with
-/// [`ThreadedPipe::start_journaled`](chunkpipe_core::ThreadedPipe::start_journaled): on the
-/// virtual disk chunkpipe is developed on that was slower (the README's Performance section
-/// has the numbers), but a disk where a direct write costs less than the writeback in a sync
-/// may gain.
+/// To have them bypass the page cache instead, open the files with [`PipeFiles`] and call
+/// [`PipeFiles::with_direct_journal`] before [`PipeFiles::start`]: on the virtual disk chunkpipe is developed on that was slower
+/// (the README's Performance section has the numbers), but a disk where a direct write costs
+/// less than the writeback in a sync may gain.
 ///
 /// # Errors
-/// [`Error::Locked`] when another process has the file open through chunkpipe; an invalid
-/// config; a file that does not fit it ([`Error::InvalidInput`], [`Error::Mismatch`]); an OS
-/// error.
+/// [`Error::Locked`] when another process has the pipe open; [`Error::AlreadyExists`],
+/// [`Error::NotFound`] as `config.create` says; an invalid config; files that do not fit it
+/// ([`Error::InvalidInput`], [`Error::Mismatch`]); damage ([`Error::Corrupt`]); an OS error.
 pub fn open<P: Platform>(path: &Path, config: Config) -> Result<ThreadedPipe<FileStore<P>>, Error> {
-    let data = FileStore::<P>::open_for(path, &config)?;
-    match config.journal {
-        Journal::Atomic => {
-            let journal = FileStore::open(&journal_path(path))?;
-            ThreadedPipe::start_journaled(data, journal, config)
-        }
-        _ => ThreadedPipe::start(data, config),
-    }
+    PipeFiles::<P>::open(path, &config)?.start()
 }
 
 /// The journal path of the data file at `path` (`<path>.journal`).

@@ -2,13 +2,16 @@
 
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chunkpipe_core::{Capabilities, ChunkStore, Config, Error, Op, StoreError, StoreErrorKind};
+use chunkpipe_core::{Capabilities, ChunkStore, Error, Op, StoreError, StoreErrorKind};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::direct::DirectFd;
+use crate::file::{Access, OpenedFile};
 use crate::io::{IOV_MAX, read_exact_at, write_all_at};
+use crate::meta::MetaFile;
 use crate::{Platform, SyncReach, file, store_error};
 
 /// A data file as a [`ChunkStore`], holding an exclusive `flock` for as long as it is open.
@@ -22,6 +25,10 @@ pub struct FileStore<P> {
     /// With [`open_direct`](Self::open_direct), where the platform has it: the descriptor that
     /// aligned writes take.
     direct: Option<DirectFd>,
+    /// The data file of a pipe: its `.meta`, which records each new length (`PipeFiles`).
+    meta: Option<Arc<MetaFile>>,
+    /// Opened read-only while a running pipe held the file.
+    in_use: bool,
     _platform: PhantomData<fn() -> P>,
 }
 
@@ -32,12 +39,37 @@ impl<P: Platform> FileStore<P> {
     /// [`Error::Locked`] when another open `FileStore` (in any process) holds the file; an OS
     /// error as [`Error::Store`].
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let opened = file::open_locked::<P>(path)?;
+        Self::opened(file::open_locked::<P>(path, Access::CreateOrOpen)?)
+    }
+
+    /// Opens the file at `path`, which must exist (`ENOENT` otherwise: never created), and
+    /// locks it.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_existing(path: &Path) -> Result<Self, Error> {
+        Self::opened(file::open_locked::<P>(path, Access::Existing)?)
+    }
+
+    /// Opens the file at `path` read-only, for looking at it: works on a read-only mount and
+    /// without write permission, takes a shared lock where no running pipe holds the file
+    /// ([`in_use`](Self::in_use) says when one does), and never writes (every write, grow and
+    /// sync fails).
+    ///
+    /// # Errors
+    /// An OS error as [`Error::Store`] (`ENOENT` when it does not exist).
+    pub fn open_read_only(path: &Path) -> Result<Self, Error> {
+        Self::opened(file::open_locked::<P>(path, Access::ReadOnly)?)
+    }
+
+    fn opened(opened: OpenedFile) -> Result<Self, Error> {
         Ok(FileStore {
             fd: opened.fd,
             len: AtomicU64::new(opened.len),
             weak_syncs: AtomicU64::new(0),
             direct: None,
+            meta: None,
+            in_use: opened.in_use,
             _platform: PhantomData,
         })
     }
@@ -56,17 +88,16 @@ impl<P: Platform> FileStore<P> {
         Ok(store)
     }
 
-    /// Opens or creates the file at `path`, locks it, and checks its `<path>.meta` against
-    /// `config` (writing it durably if there is none yet).
-    ///
-    /// # Errors
-    /// As [`open`](Self::open); an invalid config; [`Error::Mismatch`] when the file was created
-    /// with another configuration.
-    pub fn open_for(path: &Path, config: &Config) -> Result<Self, Error> {
-        config.validate()?;
-        let store = Self::open(path)?;
-        crate::meta::check_or_create::<P>(path, store.len.load(Ordering::Acquire), config)?;
-        Ok(store)
+    /// Makes this the data file whose `.meta` records each new length.
+    pub(crate) fn with_meta(mut self, meta: Arc<MetaFile>) -> Self {
+        self.meta = Some(meta);
+        self
+    }
+
+    /// Whether a running pipe held the file when it was opened read-only: what is read may be
+    /// changing.
+    pub fn in_use(&self) -> bool {
+        self.in_use
     }
 
     /// The file descriptor.
@@ -138,7 +169,8 @@ impl<P: Platform> ChunkStore for FileStore<P> {
     }
 
     /// Preallocates (or zero-fills where the file system cannot), sets the length with
-    /// `ftruncate`, and syncs so the new length is durable before it is used.
+    /// `ftruncate`, and syncs so the new length is durable before it is used; the data file of
+    /// a pipe then records the new length in its `.meta`.
     fn grow(&self, new_len: u64) -> Result<(), StoreError> {
         let old_len = self.len.load(Ordering::Acquire);
         if new_len <= old_len {
@@ -150,7 +182,10 @@ impl<P: Platform> ChunkStore for FileStore<P> {
         rustix::fs::ftruncate(&self.fd, new_len).map_err(|e| store_error(Op::Grow, e))?;
         self.sync()?;
         self.len.store(new_len, Ordering::Release);
-        Ok(())
+        match &self.meta {
+            Some(meta) => meta.grown::<P>(new_len),
+            None => Ok(()),
+        }
     }
 
     fn sync(&self) -> Result<(), StoreError> {

@@ -3,7 +3,8 @@
 //! - `chunkpipe bench`: the workloads of the benchmark contract against the naive peer, on a real
 //!   file, interleaved, with ratios.
 //! - `chunkpipe sim`: deterministic crash-simulation campaigns from seeds.
-//! - `chunkpipe inspect`: what a data file, its metadata and its journal hold.
+//! - `chunkpipe inspect`: what a pipe's files hold and every problem in them (read-only).
+//! - `chunkpipe recover`: open a pipe, which runs its recovery, and print what it did.
 #![deny(missing_docs)]
 
 mod bench;
@@ -29,8 +30,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run deterministic crash simulations from seeds.
     Sim(sim::SimArgs),
-    /// Show what a data file, its metadata and its journal hold.
+    /// Show what a pipe's files hold and every problem in them, without changing them.
     Inspect(inspect::InspectArgs),
+    /// Open a pipe (running its recovery), print what recovery did, and close it.
+    Recover(inspect::RecoverArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Sim(args) => sim::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Recover(args) => inspect::recover(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

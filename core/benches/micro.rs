@@ -98,13 +98,14 @@ fn journal_record(c: &mut Criterion) {
     let mut group = c.benchmark_group("journal record");
     let mut block = vec![0u8; format::header_block_bytes(256) as usize];
     let head = RecordHead {
+        id: 1,
         lap: 2,
         epoch: Epoch::new(9),
         chunks: 256,
-        payload_crc: 0,
     };
-    group.bench_function("encode header (256 indexes)", |b| {
-        b.iter(|| format::encode_record_header(black_box(&head), 0..256u64, &mut block));
+    group.bench_function("encode header (256 entries)", |b| {
+        let entries = || (0..256u64).map(|i| (i, i as u32));
+        b.iter(|| format::encode_record_header(black_box(&head), entries(), &mut block));
     });
     for kib in [4usize, 64] {
         let payload = vec![0xA5u8; kib * 1024];

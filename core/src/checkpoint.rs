@@ -183,7 +183,17 @@ impl<S: ChunkStore> Pipe<'_, S> {
         if current.checkpoint >= target.epoch {
             return Ok(false);
         }
-        let result = journal::checkpoint(&self.store, journal, current, target);
+        let write_table = |slot| {
+            let Some(table) = &self.table else {
+                return Ok(None);
+            };
+            // No batch is written in place while the table's pages are copied out: every entry
+            // written then belongs to a chunk whose in-place write returned, which the data
+            // sync that follows covers.
+            let _turn = self.data_turn.lock();
+            journal::table::write_slot(table, journal, current.journal_bytes, slot).map(Some)
+        };
+        let result = journal::checkpoint(&self.store, journal, current, target, write_table);
         let mut state = self.lock();
         state.stats.syncs += 2;
         let next = result?;

@@ -25,6 +25,40 @@ pub enum Journal {
     Off,
 }
 
+/// Whether opening may create the pipe's storage, as `std::fs::OpenOptions` offers for files.
+///
+/// A pipe exists once its storage is created (journal formatted and synced; for files, once
+/// `<path>.meta` is written last). Storage that exists is never created again: a journal or data
+/// store of an existing pipe that is missing, blank or short is [`Error::Corrupt`], never
+/// replaced by an empty one.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Create {
+    /// Open the pipe, or create it when there is none (the default). For bare stores, "none"
+    /// means an empty journal store (`Journal::Atomic`) or an empty data store (`Journal::Off`).
+    #[default]
+    IfMissing,
+    /// Create a new pipe; [`Error::AlreadyExists`] if one is there.
+    New,
+    /// Open an existing pipe; [`Error::NotFound`] if there is none.
+    Never,
+}
+
+/// What opening a `Journal::Atomic` pipe does when recovery finds damage, after RocksDB's WAL
+/// recovery modes. A torn tail — the last append, cut short by a crash before its sync returned,
+/// so never acknowledged — is dropped in both modes.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Recovery {
+    /// Damage is an error ([`Error::Corrupt`]): the pipe does not open (the default).
+    #[default]
+    Strict,
+    /// Open anyway: replay up to the damage, drop it and every record after it, and report
+    /// exactly which epochs were dropped ([`RecoveryReport::dropped`](crate::RecoveryReport)).
+    /// Epochs continue after the last one dropped, so none is handed out twice.
+    PointInTime,
+}
+
 /// The largest chunk size accepted (1 GiB).
 pub const MAX_CHUNK_SIZE: u32 = 1 << 30;
 /// The largest staging pool accepted, in chunks.
@@ -60,6 +94,20 @@ pub struct Config {
     /// Size of a journal created by `Journal::Atomic` (default 64 MiB); an existing journal
     /// keeps its size. Each of its two halves must hold a record of a full staging pool.
     pub journal_bytes: u64,
+    /// Whether opening may create the pipe (default [`Create::IfMissing`]).
+    pub create: Create,
+    /// What recovery does about damage (default [`Recovery::Strict`]).
+    pub recovery: Recovery,
+    /// `Journal::Atomic`: keep a checksum of every chunk of the data store and check every
+    /// chunk read from it, so that damage there (a flipped bit, a lost or misdirected write) is
+    /// [`Error::Corrupt`] instead of wrong bytes (default `true`). The checksums live in the
+    /// journal store and, as 4 bytes a chunk, in memory, so they need the `alloc` feature.
+    /// Fixed when the pipe is created. `Journal::Off` keeps none.
+    pub chunk_checksums: bool,
+    /// The id a new journal gets, which every record repeats so that records of another
+    /// journal never pass for its own (default `None`: drawn at random). Set it only to make
+    /// runs repeat byte for byte (simulations, tests).
+    pub journal_id: Option<core::num::NonZeroU64>,
 }
 
 impl Default for Config {
@@ -72,6 +120,10 @@ impl Default for Config {
             max_batch_delay: Duration::ZERO,
             journal: Journal::Atomic,
             journal_bytes: 64 << 20,
+            create: Create::IfMissing,
+            recovery: Recovery::Strict,
+            chunk_checksums: true,
+            journal_id: None,
         }
     }
 }
@@ -124,6 +176,36 @@ impl Config {
         self
     }
 
+    /// Sets [`Config::create`].
+    pub fn with_create(mut self, create: Create) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Sets [`Config::recovery`].
+    pub fn with_recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    /// Sets [`Config::chunk_checksums`].
+    pub fn with_chunk_checksums(mut self, on: bool) -> Self {
+        self.chunk_checksums = on;
+        self
+    }
+
+    /// Sets [`Config::journal_id`] (0: drawn at random).
+    pub fn with_journal_id(mut self, id: u64) -> Self {
+        self.journal_id = core::num::NonZeroU64::new(id);
+        self
+    }
+
+    /// Whether this config keeps a chunk checksum table (`Journal::Atomic` with
+    /// [`chunk_checksums`](Config::chunk_checksums)).
+    pub(crate) fn checksummed(&self) -> bool {
+        self.journal == Journal::Atomic && self.chunk_checksums
+    }
+
     /// Checks every field and the sizes derived from them.
     ///
     /// # Errors
@@ -168,6 +250,11 @@ impl Config {
                     "journal_bytes: each half must hold a record of a full staging pool",
                 ));
             }
+        }
+        if self.checksummed() && !cfg!(feature = "alloc") {
+            return Err(Error::InvalidInput(
+                "chunk_checksums need the alloc feature; turn them off without it",
+            ));
         }
         crate::staging::StagingLayout::for_config(self).map(|_| ())
     }

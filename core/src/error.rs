@@ -143,6 +143,71 @@ pub enum Error {
     Closed,
     /// The store was created with a different configuration or format; the text says what.
     Mismatch(&'static str),
+    /// The storage is damaged: something on it is neither what chunkpipe wrote nor what a crash
+    /// can leave behind. Never repaired silently; see [`Damage`].
+    Corrupt(Damage),
+    /// Opening with [`Create::New`](crate::Create::New) found a pipe already there.
+    AlreadyExists,
+    /// Opening with [`Create::Never`](crate::Create::Never) found no pipe.
+    NotFound,
+}
+
+/// Which of a pipe's stores (files) something concerns.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StoreRole {
+    /// The data store (`<path>`): chunk `i` at byte `i × chunk_size`.
+    Data,
+    /// The journal store (`<path>.journal`): superblocks, records, the chunk checksum table.
+    Journal,
+    /// The metadata record (`<path>.meta`).
+    Meta,
+}
+
+impl StoreRole {
+    /// A short name for messages (`"data"`, `"journal"`, `"meta"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreRole::Data => "data",
+            StoreRole::Journal => "journal",
+            StoreRole::Meta => "meta",
+        }
+    }
+}
+
+/// Where storage is damaged and what was found there: the value of [`Error::Corrupt`].
+///
+/// Damage is anything on disk that neither chunkpipe wrote nor a crash can leave behind. A crash
+/// leaves only the tail of appends no sync covered (never acknowledged, possibly torn); a bad
+/// checksum in front of valid later records, both superblock copies unreadable, a chunk that
+/// does not match its checksum or a file shorter than the pipe recorded are damage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Damage {
+    /// The store it is in.
+    pub file: StoreRole,
+    /// The byte offset in that store where it starts.
+    pub offset: u64,
+    /// What is wrong there.
+    pub what: &'static str,
+}
+
+impl Damage {
+    /// Damage in `file` at `offset`.
+    pub const fn new(file: StoreRole, offset: u64, what: &'static str) -> Self {
+        Damage { file, offset, what }
+    }
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} file damaged at byte {}: {}",
+            self.file.name(),
+            self.offset,
+            self.what
+        )
+    }
 }
 
 impl fmt::Display for Error {
@@ -169,6 +234,9 @@ impl fmt::Display for Error {
             Error::Store(e) => write!(f, "store error: {e}"),
             Error::Closed => f.write_str("the pipe is closed"),
             Error::Mismatch(what) => write!(f, "store does not match the configuration: {what}"),
+            Error::Corrupt(damage) => write!(f, "corrupt storage: {damage}"),
+            Error::AlreadyExists => f.write_str("a pipe already exists there"),
+            Error::NotFound => f.write_str("no pipe exists there"),
         }
     }
 }
@@ -207,7 +275,9 @@ impl From<Error> for std::io::Error {
             Error::InvalidInput(_) | Error::OutOfRange { .. } | Error::TooLarge { .. } => {
                 ErrorKind::InvalidInput
             }
-            Error::Mismatch(_) => ErrorKind::InvalidData,
+            Error::Mismatch(_) | Error::Corrupt(_) => ErrorKind::InvalidData,
+            Error::AlreadyExists => ErrorKind::AlreadyExists,
+            Error::NotFound => ErrorKind::NotFound,
             Error::WouldBlock | Error::Locked => ErrorKind::WouldBlock,
             Error::Store(s) | Error::Poisoned(s) if s.kind == StoreErrorKind::NoSpace => {
                 ErrorKind::StorageFull

@@ -17,7 +17,7 @@
 //! meanwhile, or else by the next flush step (`apply_published`), which starts writeback of
 //! bulk stretches at once so the checkpoint's data sync stays short (`start_bulk_writeback`).
 
-use crate::journal::format;
+use crate::journal::{JournalLog, format};
 use crate::pipe::{FlushState, State};
 use crate::staging::SealedBatch;
 use crate::{ChunkStore, Epoch, Error, Instant, Journal, Op, Pipe, StoreError, StoreErrorKind};
@@ -95,8 +95,9 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let Some(mut flush) = self.flushing.try_lock() else {
             return Err(Error::WouldBlock);
         };
+        let journal_bytes = flush.journal.as_ref().map(JournalLog::journal_bytes);
         let mut report = StepReport {
-            grew: self.grow_step()?,
+            grew: self.grow_step(journal_bytes)?,
             ..StepReport::default()
         };
         let (inline, queued) = {
@@ -245,7 +246,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     fn commit_to_journal(
         &self,
         flush: &mut FlushState<'a>,
-        batch: SealedBatch<'a>,
+        mut batch: SealedBatch<'a>,
         epoch: Epoch,
         now: Instant,
     ) -> Result<bool, Error> {
@@ -277,7 +278,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         // the journal, so a crash can leave part of it there with nothing to complete it.
         #[cfg(chunkpipe_planted = "apply_before_journal")]
         let result = result.and_then(|()| self.write_in_place(&batch));
-        let result = result.and_then(|()| log.append(journal_store, epoch, &batch, header));
+        let result = result.and_then(|()| log.append(journal_store, epoch, &mut batch, header));
         match result {
             Ok(()) => {
                 let mut guard = self.lock();
@@ -333,6 +334,11 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             let in_place_bytes = batch.live_len() as u64 * self.config.chunk_bytes();
             let mut guard = self.lock();
             let state = &mut *guard;
+            if result.is_ok() {
+                // Before the batch leaves the index: from then on reads check these chunks
+                // against the table (`read.rs`).
+                self.record_checksums(&batch);
+            }
             let plan = state.pool.retire(batch, &mut state.index);
             state.put_spare_plan(plan);
             state.apply.finish();
@@ -344,6 +350,17 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                     applied.any = true;
                 }
                 Err(e) => return Err(*state.poison.get_or_insert(e)),
+            }
+        }
+    }
+
+    /// Enters the CRCs the journal append kept with `batch` into the checksum table, once the
+    /// batch is written in place. The caller holds the state lock (lock order: state, table).
+    fn record_checksums(&self, batch: &SealedBatch<'a>) {
+        if let Some(table) = &self.table {
+            let mut table = table.lock();
+            for i in 0..batch.live_len() {
+                table.set(batch.chunk(i), batch.crc(i));
             }
         }
     }
@@ -404,9 +421,11 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             || state.writer_blocked
     }
 
-    /// Grows the store to the pending target. A failed grow fails its requests but does not
-    /// poison the pipe, unless the failure was the sync that makes the length durable.
-    fn grow_step(&self) -> Result<bool, Error> {
+    /// Grows the store to the pending target — and, with a checksum table, the table and its
+    /// space in the journal (`journal_bytes`: where the table starts). A failed grow fails its
+    /// requests but does not poison the pipe, unless the failure was the sync that makes the
+    /// length durable.
+    fn grow_step(&self, journal_bytes: Option<u64>) -> Result<bool, Error> {
         let (seq, target_chunks) = {
             let state = self.lock();
             if let Some(e) = state.poison {
@@ -417,8 +436,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             }
             (state.grow.requested, state.grow.target_chunks)
         };
-        // request_grow checked that the byte length does not overflow.
-        let result = self.store.grow(target_chunks * self.config.chunk_bytes());
+        let result = self.grow_stores(target_chunks, journal_bytes);
         let mut state = self.lock();
         state.grow.completed = seq;
         match result {
@@ -434,6 +452,21 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             }
         }
         Ok(true)
+    }
+
+    /// Grows the data store to `chunks`, then the checksum table's journal space and the table.
+    /// The table grows last: until it covers the new chunks, no write can reach them.
+    fn grow_stores(&self, chunks: u64, journal_bytes: Option<u64>) -> Result<(), StoreError> {
+        // request_grow checked that the byte length does not overflow.
+        self.store.grow(chunks * self.config.chunk_bytes())?;
+        let (Some(table), Some(journal), Some(journal_bytes)) =
+            (&self.table, &self.journal, journal_bytes)
+        else {
+            return Ok(());
+        };
+        let no_space = StoreError::new(StoreErrorKind::NoSpace, Op::Grow);
+        journal.grow(format::journal_len(journal_bytes, Some(chunks)).ok_or(no_space)?)?;
+        table.lock().grow(chunks).map_err(|_| no_space)
     }
 
     /// Seals the open batch and assigns its epoch, in one step under the lock.

@@ -121,11 +121,11 @@ mod time;
 mod tx;
 
 pub use blocking::{BlockingPipe, BlockingTransaction};
-pub use config::{Config, Journal, MAX_CHUNK_SIZE, MAX_STAGING_CHUNKS};
+pub use config::{Config, Create, Journal, MAX_CHUNK_SIZE, MAX_STAGING_CHUNKS, Recovery};
 pub use epoch::Epoch;
-pub use error::{Errno, Error, Op, StoreError, StoreErrorKind};
+pub use error::{Damage, Errno, Error, Op, StoreError, StoreErrorKind, StoreRole};
 pub use flush::StepReport;
-pub use journal::recover::ScanReport;
+pub use journal::{Dropped, RecoveryReport};
 pub use mem_store::MemStore;
 pub use meta::{META_MAX_BYTES, META_VERSION, Meta};
 pub use pipe::{GrowTicket, Pipe, PipeStats};

@@ -1,45 +1,51 @@
-//! The metadata record kept beside a store (`<path>.meta` for files): format version, chunk size
-//! and durability mode, written durably when the store is created and checked on every open, so
-//! that reopening with a different configuration is a clear error instead of misread data. The
-//! format is documented on [`Meta`].
+//! The metadata record kept beside a store (`<path>.meta` for files): format version, chunk size,
+//! durability mode and the data store's length, written durably as the last step of creating a
+//! pipe (so that its presence means the pipe exists), rewritten when the pipe grows, and checked
+//! on every open — reopening with a different configuration is a clear error instead of misread
+//! data, and a data store shorter than recorded is damage. The format is documented on [`Meta`].
 
 use core::fmt::Write as _;
 
-use crate::{Config, Error, Journal};
+use crate::{Config, Damage, Error, Journal, StoreRole};
 
 /// The format version this build writes and reads.
-pub const META_VERSION: u32 = 1;
+pub const META_VERSION: u32 = 2;
 
 /// Longest metadata record this version writes.
-pub const META_MAX_BYTES: usize = 64;
+pub const META_MAX_BYTES: usize = 128;
 
 /// A metadata record: what a store was created with.
 ///
-/// # Format (version 1)
+/// # Format (version 2)
 /// Plain ASCII lines (at most [`META_MAX_BYTES`]), so other tools can read it:
 ///
 /// ```text
-/// chunkpipe-meta 1
+/// chunkpipe-meta 2
 /// chunk_size 4096
 /// journal atomic
+/// len_chunks 1024
 /// ```
 ///
-/// `journal` is `atomic` or `off`. A record of another version, or one that does not parse, is
-/// [`Error::Mismatch`](crate::Error::Mismatch) on open.
+/// `journal` is `atomic` or `off`; `len_chunks` is a length the data store has reached (it
+/// never shrinks, so a shorter one is damage). A record of another version is
+/// [`Error::Mismatch`]; one that does not parse is [`Error::Corrupt`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Meta {
     /// Bytes per chunk.
     pub chunk_size: u32,
     /// The durability mode.
     pub journal: Journal,
+    /// The data store holds at least this many chunks.
+    pub len_chunks: u64,
 }
 
 impl Meta {
-    /// The record describing `config`.
-    pub fn for_config(config: &Config) -> Self {
+    /// The record describing `config`, over a data store of `len_chunks` chunks.
+    pub fn for_config(config: &Config, len_chunks: u64) -> Self {
         Meta {
             chunk_size: config.chunk_size,
             journal: config.journal,
+            len_chunks,
         }
     }
 
@@ -50,11 +56,11 @@ impl Meta {
             Journal::Off => "off",
             Journal::Atomic => "atomic",
         };
-        // 64 bytes hold the longest record ("chunk_size 1073741824").
+        // 128 bytes hold the longest record (a 10-digit chunk size, a 20-digit length).
         let _ = write!(
             text,
-            "chunkpipe-meta {META_VERSION}\nchunk_size {}\njournal {journal}\n",
-            self.chunk_size
+            "chunkpipe-meta {META_VERSION}\nchunk_size {}\njournal {journal}\nlen_chunks {}\n",
+            self.chunk_size, self.len_chunks
         );
         out[..text.len].copy_from_slice(&text.buf[..text.len]);
         text.len
@@ -63,9 +69,14 @@ impl Meta {
     /// Decodes a record.
     ///
     /// # Errors
-    /// [`Error::Mismatch`] for another format, version or a damaged record.
+    /// [`Error::Mismatch`] for another format version; [`Error::Corrupt`] for a record that
+    /// does not parse.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let damaged = Error::Mismatch("the metadata file is not a chunkpipe metadata record");
+        let damaged = Error::Corrupt(Damage::new(
+            StoreRole::Meta,
+            0,
+            "the metadata record does not parse",
+        ));
         let text = core::str::from_utf8(bytes).map_err(|_| damaged)?;
         let mut lines = text.lines();
         match lines.next().and_then(|l| l.strip_prefix("chunkpipe-meta ")) {
@@ -90,9 +101,13 @@ impl Meta {
             Some("atomic") => Journal::Atomic,
             _ => return Err(damaged),
         };
+        let len_chunks = field("len_chunks")
+            .and_then(|v| v.parse().ok())
+            .ok_or(damaged)?;
         Ok(Meta {
             chunk_size,
             journal,
+            len_chunks,
         })
     }
 
@@ -110,6 +125,22 @@ impl Meta {
             return Err(Error::Mismatch(
                 "the store was created with another journal mode",
             ));
+        }
+        Ok(())
+    }
+
+    /// Checks that a data store of `len_bytes` bytes is as long as recorded.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when it is shorter.
+    pub fn check_len(&self, len_bytes: u64) -> Result<(), Error> {
+        let chunk = u64::from(self.chunk_size).max(1);
+        if len_bytes / chunk < self.len_chunks {
+            return Err(Error::Corrupt(Damage::new(
+                StoreRole::Data,
+                len_bytes,
+                "the data store is shorter than its metadata records",
+            )));
         }
         Ok(())
     }
@@ -152,7 +183,7 @@ mod tests {
     #[test]
     fn round_trips_and_checks() {
         let config = Config::new().with_chunk_size(crate::MAX_CHUNK_SIZE);
-        let meta = Meta::for_config(&config);
+        let meta = Meta::for_config(&config, u64::MAX);
         let mut buf = [0; META_MAX_BYTES];
         let len = meta.encode(&mut buf);
         assert_eq!(Meta::decode(&buf[..len]), Ok(meta));
@@ -161,19 +192,27 @@ mod tests {
             meta.check(&config.with_chunk_size(512)),
             Err(Error::Mismatch(_))
         ));
+        let short = Meta::for_config(&Config::new(), 4);
+        assert_eq!(short.check_len(4 * 4096), Ok(()));
+        assert!(matches!(
+            short.check_len(3 * 4096 + 5),
+            Err(Error::Corrupt(_))
+        ));
     }
 
     #[test]
     fn rejects_other_versions_and_damage() {
+        let other = b"chunkpipe-meta 1\nchunk_size 4096\njournal off\n";
+        assert!(matches!(Meta::decode(other), Err(Error::Mismatch(_))));
         for bad in [
-            &b"chunkpipe-meta 2\nchunk_size 4096\njournal off\n"[..],
-            b"",
+            &b""[..],
             b"\xff",
-            b"chunkpipe-meta 1\nchunk_size x\njournal off\n",
-            b"chunkpipe-meta 1\nchunk_size 4096\njournal maybe\n",
+            b"chunkpipe-meta 2\nchunk_size x\njournal off\nlen_chunks 1\n",
+            b"chunkpipe-meta 2\nchunk_size 4096\njournal maybe\nlen_chunks 1\n",
+            b"chunkpipe-meta 2\nchunk_size 4096\njournal off\n",
         ] {
             assert!(
-                matches!(Meta::decode(bad), Err(Error::Mismatch(_))),
+                matches!(Meta::decode(bad), Err(Error::Corrupt(_))),
                 "{bad:?}"
             );
         }

@@ -11,8 +11,10 @@ use core::task::Poll;
 use crate::index::ChunkIndex;
 use crate::journal::CheckpointTarget;
 use crate::journal::JournalLog;
-use crate::journal::format::{self, Superblock};
-use crate::journal::recover::{self, ScanBuffers, ScanReport};
+use crate::journal::format::Superblock;
+use crate::journal::recover::{self, RecoveryReport};
+use crate::journal::scan::ScanBuffers;
+use crate::journal::table::ChecksumTable;
 use crate::read::{Mirrored, ReadMirror};
 use crate::staging::{
     self, PlanEntry, Region, SealedBatch, SlotPool, StagingLayout, StagingMemory,
@@ -226,6 +228,49 @@ impl<'a> ApplyQueue<'a> {
 }
 
 impl<'a> State<'a> {
+    /// The state of a pipe just opened: `durable` published, `len_chunks` long.
+    fn opened(
+        pool: SlotPool<'a>,
+        index: ChunkIndex<'a>,
+        (open_plan, spare_plans): (
+            Region<'a, PlanEntry>,
+            [Region<'a, PlanEntry>; staging::PLANS - 1],
+        ),
+        durable: Epoch,
+        len_chunks: u64,
+    ) -> Self {
+        State {
+            pool,
+            index,
+            open: OpenBatch::empty(open_plan, durable.next()),
+            spare_plans: spare_plans.map(Some),
+            durable,
+            len_chunks,
+            grow: GrowState::default(),
+            poison: None,
+            closing: false,
+            sync_requested: false,
+            writer_blocked: false,
+            staging_wanted: false,
+            apply: ApplyQueue::EMPTY,
+            last_publish_at: None,
+            checkpoints: CheckpointState {
+                applied: durable,
+                checkpointed: durable,
+                ..CheckpointState::default()
+            },
+            unsynced: Unsynced::at(durable),
+            stats: PipeStats::default(),
+            mirrored: Mirrored::START,
+        }
+    }
+
+    /// `Journal::Atomic`: the checkpoint covering every record appended so far.
+    fn with_covering_all(mut self, covering_all: Option<CheckpointTarget>) -> Self {
+        self.checkpoints.covering_all = covering_all;
+        self
+    }
+
     /// Takes plan memory for the batch to seal next, if any is spare.
     pub(crate) fn take_spare_plan(&mut self) -> Option<Region<'a, PlanEntry>> {
         self.spare_plans.iter_mut().find_map(Option::take)
@@ -391,10 +436,14 @@ pub struct Pipe<'a, S> {
     /// sync of batches written in place (`Journal::Off`).
     pub(crate) data_turn: Mutex<()>,
     /// `Journal::Atomic`: the durable superblock, held by the one checkpoint that may run at a
-    /// time (lock order: `flushing`, `data_turn`, this, `state`).
+    /// time (lock order: `flushing`, this, `data_turn`, `state`, `table`; `data_turn` is
+    /// never held while this is taken).
     pub(crate) superblock: Mutex<Option<Superblock>>,
+    /// `Journal::Atomic` with [`Config::chunk_checksums`]: the checksum of every chunk of the
+    /// data store, which reads check (lock order: after `state`).
+    pub(crate) table: Option<Mutex<ChecksumTable>>,
     /// What recovery found when the pipe was opened (`Journal::Atomic`).
-    recovery: Option<ScanReport>,
+    recovery: Option<RecoveryReport>,
     // Declared last: the regions in `state` point into this memory.
     _memory: StagingMemory<'a>,
 }
@@ -410,18 +459,24 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     }
 
     /// A pipe over the data store `data` and, for `Journal::Atomic`, the journal store
-    /// `journal`, with staging in `memory`. No allocation.
+    /// `journal`, with staging in `memory`. No allocation (but for the chunk checksum table,
+    /// [`Config::chunk_checksums`]).
     ///
-    /// A data store shorter than [`Config::initial_chunks`] is grown to it. An empty journal is
-    /// formatted (written once, all of it); an existing one is recovered: every valid record
-    /// after its checkpoint is replayed into the data store, in epoch order, and epochs continue
-    /// after the last one.
+    /// `Journal::Atomic`: as [`Config::create`] allows, a new pipe is created — `data` grown to
+    /// [`Config::initial_chunks`], the journal formatted (written once, all of it) and synced —
+    /// or an existing one is recovered: every valid record after its checkpoint is replayed into
+    /// the data store, in epoch order, and epochs continue after the last one; damage is an
+    /// error or, with [`Recovery::PointInTime`](crate::Recovery), reported in
+    /// [`recovery`](Pipe::recovery). `Journal::Off`: a data store shorter than
+    /// `initial_chunks` is grown to it (nothing on a bare store marks a pipe: a file backend's
+    /// metadata decides whether one exists).
     ///
     /// # Errors
     /// An invalid config or too small memory, or a journal store given or missing against
     /// `config.journal` ([`Error::InvalidInput`]); a data store whose length is not a whole
-    /// number of chunks ([`Error::InvalidInput`]); a journal of another format or chunk size
-    /// ([`Error::Mismatch`]); a store error.
+    /// number of chunks ([`Error::InvalidInput`]); a journal of another format, chunk size or
+    /// checksum setting ([`Error::Mismatch`]); [`Error::AlreadyExists`], [`Error::NotFound`] as
+    /// `config.create` says; damage ([`Error::Corrupt`]); a store error.
     pub fn from_parts(
         data: S,
         journal: Option<S>,
@@ -446,43 +501,27 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             header,
             scratch,
         } = staging::carve(&memory, &layout)?;
-        let len_chunks = Self::prepare_store(&data, &config)?;
         let mut flush = FlushState {
             journal: None,
             header,
             scratch,
         };
-        let opened = (journal.as_ref())
-            .map(|journal| Self::open_journal(&data, journal, &config, &mut flush))
-            .transpose()?;
-        let (recovery, superblock) = (opened.map(|o| o.0), opened.map(|o| o.1));
+        let opened = match journal.as_ref() {
+            Some(journal) => Some(Self::open_journal(&data, journal, &config, &mut flush)?),
+            None => {
+                Self::prepare_store(&data, &config)?;
+                None
+            }
+        };
+        let len_chunks = data.len()? / config.chunk_bytes();
+        let (recovery, superblock, table) = match opened {
+            Some(o) => (Some(o.report), Some(o.superblock), o.table),
+            None => (None, None, None),
+        };
         let durable = recovery.map_or(Epoch::NONE, |r| r.last_epoch);
-        let checkpoints = CheckpointState {
-            applied: durable,
-            checkpointed: durable,
-            covering_all: flush.journal.as_ref().map(JournalLog::covering_all),
-            ..CheckpointState::default()
-        };
-        let state = State {
-            pool,
-            index,
-            open: OpenBatch::empty(open_plan, durable.next()),
-            spare_plans: spare_plans.map(Some),
-            durable,
-            len_chunks,
-            grow: GrowState::default(),
-            poison: None,
-            closing: false,
-            sync_requested: false,
-            writer_blocked: false,
-            staging_wanted: false,
-            apply: ApplyQueue::EMPTY,
-            last_publish_at: None,
-            checkpoints,
-            unsynced: Unsynced::at(durable),
-            stats: PipeStats::default(),
-            mirrored: Mirrored::START,
-        };
+        let covering_all = flush.journal.as_ref().map(JournalLog::covering_all);
+        let state = State::opened(pool, index, (open_plan, spare_plans), durable, len_chunks)
+            .with_covering_all(covering_all);
         Ok(Pipe {
             store: data,
             journal,
@@ -492,71 +531,47 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             flushing: Mutex::new(flush),
             data_turn: Mutex::new(()),
             superblock: Mutex::new(superblock),
+            table: table.map(Mutex::new),
             recovery,
             _memory: memory,
         })
     }
 
-    /// Formats an empty journal or recovers an existing one.
+    /// Creates or recovers the journal (see [`from_parts`](Pipe::from_parts)).
     fn open_journal(
         data: &S,
         journal: &S,
         config: &Config,
         flush: &mut FlushState<'a>,
-    ) -> Result<(ScanReport, Superblock), Error> {
-        let superblock = match JournalLog::read_superblock(journal, config.chunk_size)? {
-            Some(superblock) => superblock,
-            None => JournalLog::format(
-                journal,
-                config.journal_bytes,
-                config.chunk_size,
-                &mut flush.scratch,
-            )?,
-        };
-        let full_staging =
-            format::record_bytes(u64::from(config.staging_chunks), config.chunk_bytes());
-        if !format::holds_record(superblock.journal_len, full_staging) {
-            return Err(Error::InvalidInput(
-                "the journal is too small for this config's staging_chunks",
-            ));
-        }
+    ) -> Result<recover::Opened, Error> {
         let mut buffers = ScanBuffers {
             header: &mut flush.header,
             chunk: &mut flush.scratch,
             check_payload: true,
         };
-        let (log, superblock, report) = recover::recover(
-            data,
-            journal,
-            superblock,
-            u64::from(config.staging_chunks),
-            &mut buffers,
-        )?;
-        flush.journal = Some(log);
-        Ok((report, superblock))
+        let opened = recover::open(data, journal, config, &mut buffers)?;
+        flush.journal = Some(JournalLog::starting_at(&opened.superblock));
+        Ok(opened)
     }
 
-    /// What recovery found when this pipe was opened: records replayed, the last epoch, and
-    /// whether the journal ended in a torn or damaged record. `None` for `Journal::Off`.
-    pub fn recovery(&self) -> Option<ScanReport> {
+    /// What recovery found and did when this pipe was opened: records replayed, the last
+    /// epoch, a torn tail dropped, a superblock copy rewritten, and (with
+    /// [`Recovery::PointInTime`](crate::Recovery)) the damage and the epochs dropped. `None`
+    /// for `Journal::Off`.
+    pub fn recovery(&self) -> Option<RecoveryReport> {
         self.recovery
     }
 
-    /// Checks the store's length against the config and grows a short store; returns its length
-    /// in chunks.
-    fn prepare_store(store: &S, config: &Config) -> Result<u64, Error> {
+    /// `Journal::Off`: checks the store's length against the config and grows a short store.
+    fn prepare_store(store: &S, config: &Config) -> Result<(), Error> {
         let len_bytes = store.len()?;
         if len_bytes % config.chunk_bytes() != 0 {
             return Err(Error::InvalidInput(
                 "store length is not a multiple of chunk_size",
             ));
         }
-        let initial_bytes = config.initial_chunks * config.chunk_bytes();
-        if len_bytes < initial_bytes {
-            store.grow(initial_bytes)?;
-            return Ok(config.initial_chunks);
-        }
-        Ok(len_bytes / config.chunk_bytes())
+        store.grow(config.initial_chunks * config.chunk_bytes())?;
+        Ok(())
     }
 
     /// The configuration.
@@ -803,15 +818,18 @@ impl Config {
     /// | what | bytes |
     /// |---|---|
     /// | staging slots (the data) | `S × C` |
-    /// | journal record header buffer | `⌈(36 + 8 × S) / 512⌉ × 512` |
+    /// | journal record header buffer | `⌈(44 + 12 × S) / 512⌉ × 512` |
     /// | scratch chunk (recovery, formatting) | `C` |
     /// | slot records, four batch plans | `5 × S × 16` |
     /// | chunk index (open addressing, at most half full) | `next_power_of_two(2 × S) × 16` |
     /// | alignment slack | `7` |
     ///
     /// For example 4 slots of 64 bytes: `256 + 512 + 64 + 320 + 128 + 7 = 1287` bytes; the
-    /// default 1024 slots of 4 KiB: 4 MiB of data plus 124.5 KiB of bookkeeping. The [`Pipe`]
-    /// value holds the config, the locks and the counters (under 1 KiB, checked by a test), and
+    /// default 1024 slots of 4 KiB: 4 MiB of data plus 128.5 KiB of bookkeeping. With
+    /// [`chunk_checksums`](Config::chunk_checksums), the checksum table adds 4 bytes per data
+    /// chunk on the heap (1 MiB per GiB of 4 KiB chunks). The [`Pipe`]
+    /// value holds the config, the locks, the counters and the recovery report (about 1 KiB,
+    /// under 1.25 KiB with or without `std`; tests check both), and
     /// a flush step uses under 5 KiB of stack (the 256-entry buffer list of a journal append, a
     /// 512-byte superblock).
     ///

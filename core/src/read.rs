@@ -16,18 +16,33 @@
 //! read, no pipe write touched the store during it (the store's own synchronisation orders a
 //! write the read observed after the version move), and the result is exact; otherwise the
 //! read is redone the locked way.
+//!
+//! **Checksums** (`Journal::Atomic` with `chunk_checksums`): every chunk that comes from the
+//! store, not from staging, is checked against the checksum table; one that does not match is
+//! [`Error::Corrupt`]. The check runs outside the state lock, right after the store read. A
+//! chunk that fails it may still be fine: a batch may have written it in place during the
+//! read — but then it is staged at the patch (the grace period keeps it in the index), and the
+//! patch replaces it. So a failure is checked again under the lock, skipping staged chunks, and
+//! only a chunk that fails there too is damage. (A batch updates the table before it leaves the
+//! index, under the state lock, so a chunk not staged at the patch has its final entry.)
 
+use crate::journal::table::chunk_crc;
 use crate::pipe::State;
 #[cfg(feature = "std")]
 use crate::sync::{AtomicU64, Ordering};
-use crate::{ChunkStore, Error, Pipe, StoreError};
+use crate::{ChunkStore, Damage, Error, Op, Pipe, StoreError, StoreErrorKind, StoreRole};
+
+/// Chunks whose CRCs a read computes before it takes the table's lock to compare them.
+const CHECK_GROUP: usize = 32;
 
 impl<S: ChunkStore> Pipe<'_, S> {
     /// Fills `buf` (a whole number of chunks) with chunks `index..`: the newest value of each,
     /// durable or not.
     ///
     /// # Errors
-    /// Bad length or range; a store read error ([`Error::Store`]); [`Error::Poisoned`].
+    /// Bad length or range; a store read error ([`Error::Store`]); [`Error::Poisoned`];
+    /// [`Error::Corrupt`] for a chunk of the data store that does not match its checksum, or a
+    /// data store cut shorter than the pipe.
     pub fn read_into(&self, index: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.read_reporting_freed(index, buf).map(|_| ())
     }
@@ -47,14 +62,19 @@ impl<S: ChunkStore> Pipe<'_, S> {
             state.pool.enter_reader()
         };
         let read = self.read_store(index, buf);
+        let suspect = read.is_ok() && self.check_chunks(index, buf).is_err();
         let mut guard = self.lock();
         let state = &mut *guard;
         let result = match (read, state.poison) {
             (_, Some(e)) => Err(Error::Poisoned(e)),
-            (Err(e), None) => Err(Error::Store(e)),
+            (Err(e), None) => Err(e),
             (Ok(()), None) => {
                 self.patch_from_staging(state, index, buf);
-                Ok(())
+                if suspect {
+                    self.check_unstaged(state, index, buf)
+                } else {
+                    Ok(())
+                }
             }
         };
         let freed = state.pool.exit_reader(ticket, &mut state.index);
@@ -72,9 +92,11 @@ impl<S: ChunkStore> Pipe<'_, S> {
         }
         let len_chunks = mirror.len_chunks.load(Ordering::SeqCst);
         self.check_range(index, buf.len(), len_chunks).ok()?;
-        let read = self.read_store(index, buf);
+        let read = self
+            .read_store(index, buf)
+            .and_then(|()| self.check_chunks(index, buf));
         let after = mirror.version.load(Ordering::SeqCst);
-        (after == before).then(|| read.map_err(Error::Store))
+        (after == before).then_some(read)
     }
 
     #[cfg(not(feature = "std"))]
@@ -82,10 +104,70 @@ impl<S: ChunkStore> Pipe<'_, S> {
         None
     }
 
-    /// Reads chunks `index..` from the store into `buf` as it is, staging aside.
-    fn read_store(&self, index: u64, buf: &mut [u8]) -> Result<(), StoreError> {
-        self.store
-            .read_at(index * self.config.chunk_bytes(), &mut [buf])
+    /// Reads chunks `index..` from the store into `buf` as it is, staging aside. A store that
+    /// ends before chunks the pipe holds is damage (it was cut short under the pipe).
+    fn read_store(&self, index: u64, buf: &mut [u8]) -> Result<(), Error> {
+        let offset = index * self.config.chunk_bytes();
+        self.store.read_at(offset, &mut [buf]).map_err(|e| match e {
+            StoreError {
+                kind: StoreErrorKind::OutOfBounds,
+                op: Op::Read,
+                ..
+            } => Error::Corrupt(Damage::new(
+                StoreRole::Data,
+                offset,
+                "the data store is shorter than the pipe recorded",
+            )),
+            e => Error::Store(e),
+        })
+    }
+
+    /// Checks every chunk of `buf` (chunks `index..`, as the store returned them) against the
+    /// checksum table; the first that fails is [`Error::Corrupt`]. Nothing to check without a
+    /// table.
+    fn check_chunks(&self, index: u64, buf: &[u8]) -> Result<(), Error> {
+        let Some(table) = &self.table else {
+            return Ok(());
+        };
+        let chunk = self.config.chunk_size as usize;
+        let mut crcs = [0u32; CHECK_GROUP];
+        for (g, group) in buf.chunks(chunk * CHECK_GROUP).enumerate() {
+            let first = index + (g * CHECK_GROUP) as u64;
+            let count = group.len() / chunk;
+            for (crc, bytes) in crcs.iter_mut().zip(group.chunks_exact(chunk)) {
+                *crc = chunk_crc(bytes);
+            }
+            let table = table.lock();
+            if let Some(bad) = (0..count).find(|&i| !table.matches(first + i as u64, crcs[i])) {
+                return Err(self.damaged_chunk(first + bad as u64));
+            }
+        }
+        Ok(())
+    }
+
+    /// Under the state lock, after the patch: checks again every chunk of `buf` that did not
+    /// come from staging (see the module docs).
+    fn check_unstaged(&self, state: &State<'_>, index: u64, buf: &[u8]) -> Result<(), Error> {
+        let Some(table) = &self.table else {
+            return Ok(());
+        };
+        let table = table.lock();
+        let chunk = self.config.chunk_size as usize;
+        for (i, bytes) in buf.chunks_exact(chunk).enumerate() {
+            let at = index + i as u64;
+            if state.index.get(at).is_none() && !table.matches(at, chunk_crc(bytes)) {
+                return Err(self.damaged_chunk(at));
+            }
+        }
+        Ok(())
+    }
+
+    fn damaged_chunk(&self, chunk: u64) -> Error {
+        Error::Corrupt(Damage::new(
+            StoreRole::Data,
+            chunk * self.config.chunk_bytes(),
+            "the chunk does not match its checksum",
+        ))
     }
 
     /// Copies every staged chunk of the range over `buf`. Probes the index per chunk, or scans

@@ -51,14 +51,18 @@ const OPEN: u32 = 2;
 const SEALED: u32 = 3;
 const RETIRED: u32 = 4;
 
-/// One write in a batch plan: which chunk, which slot holds its bytes, and its place in the
-/// batch (later writes to the same chunk win).
+/// One write in a batch plan: which chunk, which slot holds its bytes, and a tag.
+///
+/// The tag is the write's place in the batch until [`SealedBatch::prepare_write`] has ordered
+/// it (later writes to the same chunk win); from then on it is free, and a journal append keeps
+/// the CRC-32C of the write's bytes there for the checksum table ([`SealedBatch::set_crc`]).
+/// One field for both keeps a plan entry at 16 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PlanEntry {
     chunk: u64,
     slot: u32,
-    order: u32,
+    tag: u32,
 }
 
 /// One entry of the chunk index: the newest staged slot of `chunk`, or `NO_SLOT`.
@@ -661,7 +665,11 @@ impl<'a> SlotPool<'a> {
 
 impl PlanEntry {
     pub(crate) fn new(chunk: u64, slot: u32, order: u32) -> Self {
-        PlanEntry { chunk, slot, order }
+        PlanEntry {
+            chunk,
+            slot,
+            tag: order,
+        }
     }
 }
 
@@ -687,7 +695,7 @@ impl SealedBatch<'_> {
     /// chunk in this batch supersedes (last writer wins).
     pub(crate) fn prepare_write(&mut self) {
         let entries = &mut self.plan[..self.len];
-        entries.sort_unstable_by_key(|e| (e.chunk, core::cmp::Reverse(e.order)));
+        entries.sort_unstable_by_key(|e| (e.chunk, core::cmp::Reverse(e.tag)));
         // Keep the first entry of each chunk (the latest write); move the others to the tail.
         let mut live = 0;
         for i in 0..entries.len() {
@@ -719,6 +727,16 @@ impl SealedBatch<'_> {
             run += 1;
         }
         run
+    }
+
+    /// Keeps the CRC-32C of live entry `i`'s bytes with the batch (after `prepare_write`).
+    pub(crate) fn set_crc(&mut self, i: usize, crc: u32) {
+        self.plan[..self.live][i].tag = crc;
+    }
+
+    /// The CRC-32C [`set_crc`](Self::set_crc) kept for live entry `i`.
+    pub(crate) fn crc(&self, i: usize) -> u32 {
+        self.plan[..self.live][i].tag
     }
 
     /// The bytes of live entry `i`.

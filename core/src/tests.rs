@@ -398,7 +398,7 @@ fn a_writer_blocked_on_full_staging_ends_the_batch_delay() {
 fn staging_memory_follows_the_documented_formula() {
     for (slots, chunk) in [(1u32, 8u32), (4, 64), (63, 512), (1024, 4096)] {
         let (s, c) = (slots as usize, chunk as usize);
-        let header = (36 + 8 * s).div_ceil(512) * 512;
+        let header = (44 + 12 * s).div_ceil(512) * 512;
         let formula = s * c + header + c + 5 * s * 16 + (2 * s).next_power_of_two() * 16 + 7;
         let config = Config::new()
             .with_chunk_size(chunk)
@@ -407,11 +407,13 @@ fn staging_memory_follows_the_documented_formula() {
     }
 }
 
+/// The `Pipe` value itself (staging aside) stays small: under 1.25 KiB, here with `std` and in
+/// the embedded example with the core alone (`embedded-example/src/lib.rs`).
 #[test]
-fn a_pipe_value_stays_under_a_kibibyte() {
+fn a_pipe_value_stays_small() {
     let size = core::mem::size_of::<Pipe<'static, MemStore<'static>>>();
     assert!(
-        size < 1024,
+        size < 1280,
         "Pipe<MemStore> is {size} bytes; update the Config docs"
     );
 }
@@ -603,21 +605,25 @@ mod atomic {
         let pipe = Pipe::with_journal(Arc::default(), Arc::clone(&journal), config).unwrap();
         drop(pipe);
         let writes = journal.writes.lock().unwrap();
+        // The record area, then the checksum table's two slots for the data store.
+        let table_chunks = Some(config.initial_chunks);
+        let journal_len = crate::journal::format::journal_len(journal_bytes, table_chunks).unwrap();
+        assert!(journal_len > journal_bytes);
         let mut at = 0;
         let mut calls = 0;
         for &(offset, bufs, bytes) in writes.iter() {
-            if at == journal_bytes {
+            if at == journal_len {
                 break; // the zeros are done; superblocks follow
             }
             assert_eq!(offset, at, "front to back, once");
             assert!(bufs <= 256, "{bufs} buffers in one call");
             (at, calls) = (at + bytes, calls + 1);
         }
-        assert_eq!(at, journal_bytes);
+        assert_eq!(at, journal_len);
         let per_call = 256 * CHUNK as u64;
         assert_eq!(
             calls,
-            journal_bytes / per_call + 1,
+            journal_len / per_call + 1,
             "full calls, then the tail"
         );
     }
@@ -636,7 +642,7 @@ mod atomic {
         let pipe = open(&stores, atomic_config());
         let report = pipe.recovery().unwrap();
         assert_eq!(
-            (report.records, report.last_epoch, report.torn_tail),
+            (report.replayed, report.last_epoch, report.torn_tail),
             (1, epoch, false)
         );
         assert_eq!(
@@ -668,7 +674,7 @@ mod atomic {
         let pipe = open(&stores, atomic_config());
         let report = pipe.recovery().unwrap();
         assert_eq!(
-            (report.records, report.last_epoch, report.torn_tail),
+            (report.replayed, report.last_epoch, report.torn_tail),
             (1, first, true)
         );
         assert_eq!(pipe.durable_epoch(), first);
@@ -695,7 +701,7 @@ mod atomic {
         let pipe = open(&stores, atomic_config());
         let report = pipe.recovery().unwrap();
         assert_eq!(
-            (report.records, report.last_epoch),
+            (report.replayed, report.last_epoch),
             (0, epoch),
             "old-generation records are not replayed"
         );

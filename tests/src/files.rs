@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use chunkpipe_core::{Config, Error, Journal};
-use chunkpipe_posix::{FileStore, Platform, journal_path, meta_path};
+use chunkpipe_posix::{FileStore, PipeFiles, Platform, journal_path, meta_path};
 
-use crate::{FileHarness, Harness, TestPipe, in_mode, start};
+use crate::{FaultyStore, FileHarness, Harness, TestPipe, in_mode};
 
 /// A data file (and its journal) in a fresh temp dir, opened through platform `P`'s store.
 pub struct PosixFiles<P> {
@@ -55,16 +55,15 @@ impl<P: Platform> Harness for PosixFiles<P> {
 
     fn open(&self, config: Config) -> Result<TestPipe<Self::Store>, Error> {
         let config = in_mode(config, self.mode);
-        let data = FileStore::open_for(&self.path, &config)?;
-        let journal = journal_path(&self.path);
-        let open_journal = || {
-            if self.direct_journal {
-                FileStore::open_direct(&journal)
-            } else {
-                FileStore::open(&journal)
-            }
-        };
-        start(data, open_journal, config)
+        let mut files = PipeFiles::<P>::open(&self.path, &config)?;
+        if self.direct_journal {
+            files = files.with_direct_journal(&self.path)?;
+        }
+        files.start_with(|data, journal| {
+            let data = FaultyStore::new(data);
+            let journal = journal.map(|journal| FaultyStore::beside(journal, &data));
+            (data, journal)
+        })
     }
 
     fn mode(&self) -> Journal {
@@ -84,15 +83,38 @@ impl<P: Platform> Harness for PosixFiles<P> {
         std::fs::read(journal_path(&self.path)).unwrap_or_default()
     }
 
-    fn patch_journal(&self, offset: u64, bytes: &[u8]) {
-        use std::os::unix::fs::FileExt;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(journal_path(&self.path))
-            .expect("the journal exists");
-        file.write_all_at(bytes, offset).expect("patch");
-        file.sync_data().expect("sync");
+    fn data_image(&self) -> Vec<u8> {
+        std::fs::read(&self.path).unwrap_or_default()
     }
+
+    fn patch_data(&self, offset: u64, bytes: &[u8]) {
+        patch(&self.path, offset, bytes);
+    }
+
+    fn patch_journal(&self, offset: u64, bytes: &[u8]) {
+        patch(&journal_path(&self.path), offset, bytes);
+    }
+}
+
+/// Overwrites bytes of the file at `path` durably (as damage would).
+fn patch(path: &std::path::Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("the file exists");
+    file.write_all_at(bytes, offset).expect("patch");
+    file.sync_data().expect("sync");
+}
+
+/// Cuts or extends the file at `path` (as an operator's mistake would).
+fn set_len(path: &std::path::Path, len: u64) {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("the file exists");
+    file.set_len(len).expect("set_len");
+    file.sync_all().expect("sync");
 }
 
 impl<P: Platform> FileHarness for PosixFiles<P> {
@@ -102,5 +124,22 @@ impl<P: Platform> FileHarness for PosixFiles<P> {
 
     fn replace_meta(&self, bytes: &[u8]) {
         std::fs::write(meta_path(&self.path), bytes).expect("write meta");
+    }
+
+    fn remove(&self, file: chunkpipe_core::StoreRole) {
+        let path = match file {
+            chunkpipe_core::StoreRole::Data => self.path.clone(),
+            chunkpipe_core::StoreRole::Journal => journal_path(&self.path),
+            _ => meta_path(&self.path),
+        };
+        std::fs::remove_file(path).expect("remove");
+    }
+
+    fn set_journal_len(&self, len: u64) {
+        set_len(&journal_path(&self.path), len);
+    }
+
+    fn set_data_len(&self, len: u64) {
+        set_len(&self.path, len);
     }
 }

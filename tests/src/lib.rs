@@ -15,7 +15,9 @@ mod faulty;
 #[cfg(unix)]
 mod files;
 
-use chunkpipe_core::{ChunkStore, Config, Error, Journal, ThreadedPipe};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chunkpipe_core::{ChunkStore, Config, Create, Error, Journal, ThreadedPipe};
 pub use faulty::FaultyStore;
 #[cfg(unix)]
 pub use files::PosixFiles;
@@ -76,6 +78,32 @@ pub fn start_lent<S: ChunkStore + Send + Sync + 'static>(
     )?)
 }
 
+/// For harnesses over bare stores, what a file backend's `.meta` is: whether the pipe was
+/// created, so that later opens require it to exist ([`Create::Never`]) and a blank or missing
+/// journal is damage rather than a pipe to create again.
+#[derive(Debug, Default)]
+pub struct CreationMark(AtomicBool);
+
+impl CreationMark {
+    /// `config` as the next open should use it: `Create::New` until a pipe was created,
+    /// `Create::Never` after (a config that asks for something else keeps it).
+    pub fn config(&self, config: Config) -> Config {
+        if config.create != Create::IfMissing {
+            return config;
+        }
+        let created = self.0.load(Ordering::SeqCst);
+        config.with_create(if created { Create::Never } else { Create::New })
+    }
+
+    /// Notes the outcome of an open.
+    pub fn note<T>(&self, opened: Result<T, Error>) -> Result<T, Error> {
+        if opened.is_ok() {
+            self.0.store(true, Ordering::SeqCst);
+        }
+        opened
+    }
+}
+
 /// Every byte of `store`, for harnesses that implement [`Harness::journal_image`] over a
 /// [`ChunkStore`].
 ///
@@ -113,6 +141,12 @@ pub trait Harness {
 
     /// Overwrites journal bytes at `offset`, durably, while no pipe is open (to damage it).
     fn patch_journal(&self, offset: u64, bytes: &[u8]);
+
+    /// The data store's bytes as a reader sees them now.
+    fn data_image(&self) -> Vec<u8>;
+
+    /// Overwrites data store bytes at `offset`, durably (to damage it; a pipe may be open).
+    fn patch_data(&self, offset: u64, bytes: &[u8]);
 }
 
 /// A harness over files: storage that is locked while a pipe has it open and that records the
@@ -126,11 +160,21 @@ pub trait FileHarness: Harness {
 
     /// Overwrites the storage's metadata record with `bytes`.
     fn replace_meta(&self, bytes: &[u8]);
+
+    /// Deletes one of the pipe's files while no pipe is open.
+    fn remove(&self, file: chunkpipe_core::StoreRole);
+
+    /// Cuts (or extends) the journal to `len` bytes while no pipe is open.
+    fn set_journal_len(&self, len: u64);
+
+    /// Cuts (or extends) the data file to `len` bytes while no pipe is open.
+    fn set_data_len(&self, len: u64);
 }
 
 /// Expands to one `#[test]` per conformance case, each on a fresh harness from `$make`.
 /// `files` adds the cases that need a [`FileHarness`]; `journal` adds the cases of
-/// `Journal::Atomic` (recovery from a crash, a torn or damaged journal).
+/// `Journal::Atomic` (recovery from a crash, torn and damaged journals, damaged chunks);
+/// `journal_files` the `Journal::Atomic` cases that need a [`FileHarness`].
 #[macro_export]
 macro_rules! conformance {
     ($make:expr) => {
@@ -150,15 +194,27 @@ macro_rules! conformance {
     ($make:expr, files) => {
         $crate::conformance!($make);
         $crate::conformance!(@cases $make;
-            second_open_is_locked, reopen_with_another_config_is_a_mismatch);
+            second_open_is_locked, reopen_with_another_config_is_a_mismatch,
+            a_cut_data_file_is_corrupt, deleted_metadata_of_an_opened_pipe_is_corrupt,
+            a_half_created_pipe_is_created_again, create_modes_refuse_what_they_must);
     };
     ($make:expr, journal) => {
         $crate::conformance!(@cases $make;
             reopen_after_a_crash_replays_writes_the_data_file_lost,
             a_torn_last_record_is_not_replayed,
-            recovery_stops_at_a_damaged_record_and_reports_it,
+            a_damaged_record_followed_by_a_valid_one_is_damage,
             a_journal_of_another_format_version_is_refused,
-            a_journal_of_another_chunk_size_is_refused);
+            a_journal_of_another_chunk_size_is_refused,
+            damage_control_every_acknowledged_write_is_replayed,
+            both_superblock_copies_damaged_is_corrupt, a_zeroed_journal_is_corrupt,
+            one_damaged_superblock_copy_is_enough_to_open,
+            a_damaged_record_header_before_valid_records_is_corrupt,
+            a_damaged_record_payload_before_valid_records_is_corrupt,
+            a_record_of_more_than_256_chunks_is_replayed_after_a_crash,
+            a_damaged_chunk_is_corrupt_when_read);
+    };
+    ($make:expr, journal_files) => {
+        $crate::conformance!(@cases $make; a_cut_or_deleted_journal_is_corrupt);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

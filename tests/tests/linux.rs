@@ -10,6 +10,7 @@ mod atomic {
     use super::*;
     chunkpipe_tests::conformance!(PosixFiles::<Linux>::new(Journal::Atomic), files);
     chunkpipe_tests::conformance!(PosixFiles::<Linux>::new(Journal::Atomic), journal);
+    chunkpipe_tests::conformance!(PosixFiles::<Linux>::new(Journal::Atomic), journal_files);
 }
 
 mod off {
@@ -26,6 +27,7 @@ mod atomic_direct {
     }
     chunkpipe_tests::conformance!(harness(), files);
     chunkpipe_tests::conformance!(harness(), journal);
+    chunkpipe_tests::conformance!(harness(), journal_files);
 }
 
 /// The journal store's direct writes (`O_DIRECT`), on the target dir's file system (a real

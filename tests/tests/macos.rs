@@ -11,12 +11,17 @@ mod atomic {
     use super::*;
     chunkpipe_tests::conformance!(PosixFiles::<MacOs>::new(Journal::Atomic), files);
     chunkpipe_tests::conformance!(PosixFiles::<MacOs>::new(Journal::Atomic), journal);
+    chunkpipe_tests::conformance!(PosixFiles::<MacOs>::new(Journal::Atomic), journal_files);
 }
 
 mod atomic_with_barriers {
     use super::*;
     chunkpipe_tests::conformance!(PosixFiles::<MacOsBarrier>::new(Journal::Atomic), files);
     chunkpipe_tests::conformance!(PosixFiles::<MacOsBarrier>::new(Journal::Atomic), journal);
+    chunkpipe_tests::conformance!(
+        PosixFiles::<MacOsBarrier>::new(Journal::Atomic),
+        journal_files
+    );
 }
 
 mod off {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chunkpipe_core::{ChunkStore, Config, Error, Journal, MemStore};
 use chunkpipe_tests::{
-    Harness, TEST_JOURNAL_BYTES, TestPipe, in_mode, start, start_lent, store_image,
+    CreationMark, Harness, TEST_JOURNAL_BYTES, TestPipe, in_mode, start, start_lent, store_image,
 };
 
 /// Room for the largest store the suite grows to, for lent stores.
@@ -29,6 +29,7 @@ struct RamStores {
     journal: Arc<MemStore<'static>>,
     mode: Journal,
     memory: Memory,
+    created: CreationMark,
 }
 
 /// Zeroed memory lent for the rest of the process.
@@ -47,6 +48,7 @@ impl RamStores {
             journal: store(TEST_JOURNAL_BYTES as usize),
             mode,
             memory,
+            created: CreationMark::default(),
         }
     }
 }
@@ -55,15 +57,17 @@ impl Harness for RamStores {
     type Store = Arc<MemStore<'static>>;
 
     fn open(&self, config: Config) -> Result<TestPipe<Self::Store>, Error> {
-        let config = in_mode(config, self.mode);
+        let config = self.created.config(in_mode(config, self.mode));
         let (data, journal) = (Arc::clone(&self.data), || Ok(Arc::clone(&self.journal)));
-        match self.memory {
+        self.created.note(match self.memory {
             Memory::Allocated => start(data, journal, config),
             Memory::Lent => {
+                // As without an allocator: no chunk checksum table.
+                let config = config.with_chunk_checksums(false);
                 let staging = lend(config.staging_memory_bytes());
                 start_lent(data, journal, config, staging)
             }
-        }
+        })
     }
 
     fn mode(&self) -> Journal {
@@ -82,6 +86,14 @@ impl Harness for RamStores {
 
     fn patch_journal(&self, offset: u64, bytes: &[u8]) {
         self.journal.write_at(offset, &[bytes]).unwrap();
+    }
+
+    fn data_image(&self) -> Vec<u8> {
+        store_image(&self.data)
+    }
+
+    fn patch_data(&self, offset: u64, bytes: &[u8]) {
+        self.data.write_at(offset, &[bytes]).unwrap();
     }
 }
 

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use chunkpipe_core::{ChunkStore, Config, Error, Journal};
 use chunkpipe_sim::{DATA_FILE, JOURNAL_FILE, SimDisk, SimStore};
-use chunkpipe_tests::{Harness, TestPipe, in_mode, start, store_image};
+use chunkpipe_tests::{CreationMark, Harness, TestPipe, in_mode, start, store_image};
 
 struct SimulatedDisk {
     disk: Arc<SimDisk>,
     mode: Journal,
+    created: CreationMark,
 }
 
 impl SimulatedDisk {
@@ -17,6 +18,7 @@ impl SimulatedDisk {
         SimulatedDisk {
             disk: Arc::new(SimDisk::new(512)),
             mode,
+            created: CreationMark::default(),
         }
     }
 }
@@ -28,11 +30,9 @@ impl Harness for SimulatedDisk {
         self.disk.crash();
         self.disk.restart();
         let file = |n| SimStore::file(Arc::clone(&self.disk), n);
-        start(
-            file(DATA_FILE),
-            || Ok(file(JOURNAL_FILE)),
-            in_mode(config, self.mode),
-        )
+        let config = self.created.config(in_mode(config, self.mode));
+        self.created
+            .note(start(file(DATA_FILE), || Ok(file(JOURNAL_FILE)), config))
     }
 
     fn mode(&self) -> Journal {
@@ -49,10 +49,29 @@ impl Harness for SimulatedDisk {
     }
 
     fn patch_journal(&self, offset: u64, bytes: &[u8]) {
-        let store = SimStore::file(Arc::clone(&self.disk), JOURNAL_FILE);
-        store.write_at(offset, &[bytes]).unwrap();
-        store.sync().unwrap();
+        patch(
+            &SimStore::file(Arc::clone(&self.disk), JOURNAL_FILE),
+            offset,
+            bytes,
+        );
     }
+
+    fn data_image(&self) -> Vec<u8> {
+        store_image(&SimStore::file(Arc::clone(&self.disk), DATA_FILE))
+    }
+
+    fn patch_data(&self, offset: u64, bytes: &[u8]) {
+        patch(
+            &SimStore::file(Arc::clone(&self.disk), DATA_FILE),
+            offset,
+            bytes,
+        );
+    }
+}
+
+fn patch(store: &SimStore, offset: u64, bytes: &[u8]) {
+    store.write_at(offset, &[bytes]).unwrap();
+    store.sync().unwrap();
 }
 
 mod atomic {

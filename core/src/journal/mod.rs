@@ -15,42 +15,56 @@
 //!   `std`), so commits continue while the data file syncs. The flush step itself checkpoints
 //!   only on close, when idle without a checkpointer, or when appends need a half that no
 //!   checkpoint has freed yet (the checkpointer fell behind, or there is none).
-//! - **Recovery** (`recover::recover`): replay, in epoch order, every valid record after the
-//!   checkpoint, following the laps from one half to the other; stop at the first torn or
-//!   invalid one; sync the data file; checkpoint with appends starting a new lap. Replaying
-//!   again after a crash during recovery gives the same result.
+//! - **Chunk checksums** (`table`): each record carries the CRC of each of its chunks; once a
+//!   batch is written in place those become the chunks' entries in a checksum table kept in
+//!   memory, and every chunk read from the data store is checked against its entry. A
+//!   checkpoint writes the table's changed pages into the slot its superblock names.
+//! - **Recovery** (`recover::open`): create the journal, or replay, in epoch order, every valid
+//!   record after the checkpoint, following the laps from one half to the other; stop at the
+//!   first place the sequence does not continue; tell a torn tail from damage (`scan`); sync
+//!   the data file; checkpoint with appends starting a new lap. Replaying again after a crash
+//!   during recovery gives the same result.
 //!
-//! The format is in [`format`].
+//! The format, and why a torn tail and damage can be told apart, are in [`format`].
 
 mod checksum;
 pub mod format;
-pub(crate) mod recover;
-
-pub use recover::ScanReport;
 #[cfg(feature = "alloc")]
-pub use recover::{JournalReport, inspect_journal};
+mod inspect;
+pub(crate) mod recover;
+pub(crate) mod scan;
+pub(crate) mod table;
 
-use format::{RECORD_AREA_START, RecordHead, SUPERBLOCK_BYTES, Superblock};
+#[cfg(feature = "alloc")]
+pub use inspect::{JournalReport, inspect_journal};
+pub use recover::{Dropped, RecoveryReport};
+
+use format::{RecordHead, SUPERBLOCK_BYTES, Superblock};
+use table::SlotWritten;
 
 use crate::staging::SealedBatch;
-use crate::{ChunkStore, Epoch, Error, StoreError};
+use crate::{ChunkStore, Config, Epoch, StoreError};
 
 /// The lap a fresh journal starts with (even: laps alternate halves by parity, lap `l` lives in
 /// half `l % 2`).
 const FIRST_LAP: u64 = 2;
 
 /// A checkpoint to take: every batch up to `epoch` is in the data file, and the records after
-/// it start at `records_at` in lap `lap`.
+/// it start at `records_at` in lap `lap` and hold at most `max_record_chunks` chunks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CheckpointTarget {
     pub(crate) epoch: Epoch,
     pub(crate) records_at: u64,
     pub(crate) lap: u64,
+    pub(crate) max_record_chunks: u32,
 }
 
 /// The flusher's view of the journal: where the next record goes.
 #[derive(Debug)]
 pub(crate) struct JournalLog {
+    /// The journal's id, which every record carries.
+    id: u64,
+    /// Where the record area ends.
     journal_len: u64,
     append_at: u64,
     lap: u64,
@@ -58,11 +72,14 @@ pub(crate) struct JournalLog {
     last_epoch: Epoch,
     /// The newest record in the other half: appends may enter it once a checkpoint covers it.
     other_half_last: Epoch,
+    /// The largest record appended (the staging capacity), which checkpoints record.
+    max_record_chunks: u32,
 }
 
 impl JournalLog {
-    /// Formats a fresh journal store of `journal_len` bytes: writes it all once (so appends
-    /// never allocate), then the first superblock, then syncs.
+    /// Formats a fresh journal store for `config` over a data store of `data_chunks` chunks:
+    /// writes all of it once (zeros, so appends never allocate and no table entry is stale),
+    /// then the first superblock, then syncs. Returns that superblock.
     ///
     /// The zeros go out as one buffer (`zeros`, a chunk of scratch) repeated up to
     /// [`RECORD_CALL_BUFS`] times per vectored call: one call per chunk made creating a pipe
@@ -70,10 +87,14 @@ impl JournalLog {
     /// machine (64–96 ms this way).
     pub(crate) fn format<S: ChunkStore>(
         journal: &S,
-        journal_len: u64,
-        chunk_size: u32,
+        config: &Config,
+        data_chunks: u64,
         zeros: &mut [u8],
     ) -> Result<Superblock, StoreError> {
+        let table_chunks = config.chunk_checksums.then_some(data_chunks);
+        let journal_len = format::journal_len(config.journal_bytes, table_chunks).ok_or(
+            StoreError::new(crate::StoreErrorKind::NoSpace, crate::Op::Grow),
+        )?;
         journal.grow(journal_len)?;
         zeros.fill(0);
         let zeros = &*zeros;
@@ -92,66 +113,41 @@ impl JournalLog {
             }
         }
         let superblock = Superblock {
+            id: config
+                .journal_id
+                .map_or_else(fresh_id, core::num::NonZeroU64::get),
             seq: 1,
             lap: FIRST_LAP,
             checkpoint: Epoch::NONE,
-            chunk_size,
-            journal_len,
-            records_at: RECORD_AREA_START,
+            chunk_size: config.chunk_size,
+            max_record_chunks: config.staging_chunks,
+            journal_bytes: config.journal_bytes,
+            records_at: format::RECORD_AREA_START,
+            data_chunks,
+            table: config.chunk_checksums.then(format::TableDigest::default),
         };
         write_superblock(journal, &superblock)?;
         journal.sync()?;
         Ok(superblock)
     }
 
-    /// Reads the current superblock: the valid copy with the higher sequence number.
-    ///
-    /// # Errors
-    /// [`Error::Mismatch`] for a foreign file or format, or one made with another chunk size;
-    /// `Ok(None)` for an unformatted (all-zero or empty) journal.
-    pub(crate) fn read_superblock<S: ChunkStore>(
-        journal: &S,
-        chunk_size: u32,
-    ) -> Result<Option<Superblock>, Error> {
-        let len = journal.len()?;
-        if len < RECORD_AREA_START {
-            return Ok(None);
-        }
-        let mut copies = [[0u8; SUPERBLOCK_BYTES as usize]; 2];
-        let [first, second] = &mut copies;
-        journal.read_at(0, &mut [first, second])?;
-        let current = [
-            Superblock::decode(&copies[0])?,
-            Superblock::decode(&copies[1])?,
-        ]
-        .into_iter()
-        .flatten()
-        .max_by_key(|sb| sb.seq);
-        if let Some(sb) = current {
-            if sb.chunk_size != chunk_size {
-                return Err(Error::Mismatch(
-                    "the journal was made with another chunk_size",
-                ));
-            }
-            if sb.journal_len != len {
-                return Err(Error::Mismatch(
-                    "the journal's length differs from its superblock",
-                ));
-            }
-        }
-        Ok(current)
-    }
-
     /// Appends continuing where `superblock` (just written by recovery) says the records after
     /// its checkpoint start; no record in either half is newer than its checkpoint.
     pub(crate) fn starting_at(superblock: &Superblock) -> Self {
         JournalLog {
-            journal_len: superblock.journal_len,
+            id: superblock.id,
+            journal_len: superblock.journal_bytes,
             append_at: superblock.records_at,
             lap: superblock.lap,
             last_epoch: superblock.checkpoint,
             other_half_last: Epoch::NONE,
+            max_record_chunks: superblock.max_record_chunks,
         }
+    }
+
+    /// Where the record area ends (and the checksum table starts).
+    pub(crate) fn journal_bytes(&self) -> u64 {
+        self.journal_len
     }
 
     /// Whether a record of `chunks` chunks fits in the current half behind its records.
@@ -167,6 +163,7 @@ impl JournalLog {
             epoch: self.last_epoch,
             records_at: self.append_at,
             lap: self.lap,
+            max_record_chunks: self.max_record_chunks,
         }
     }
 
@@ -192,32 +189,34 @@ impl JournalLog {
             epoch: self.last_epoch,
             records_at: format::half_range(self.journal_len, ((self.lap + 1) % 2) as usize).0,
             lap: self.lap + 1,
+            max_record_chunks: self.max_record_chunks,
         }
     }
 
     /// Appends `batch` (prepared: live entries in chunk order) as the record of `epoch` and
-    /// syncs the journal. The batch is durable once this returns `Ok`.
+    /// syncs the journal. The batch is durable once this returns `Ok`. Each chunk's CRC goes
+    /// into the record and stays with the batch ([`SealedBatch::set_crc`]) for the checksum
+    /// table when the batch is written in place.
     pub(crate) fn append<S: ChunkStore>(
         &mut self,
         journal: &S,
         epoch: Epoch,
-        batch: &SealedBatch<'_>,
+        batch: &mut SealedBatch<'_>,
         header: &mut [u8],
     ) -> Result<(), StoreError> {
         let live = batch.live_len();
-        let mut digest = checksum::Crc32c::new();
         for i in 0..live {
-            digest.update(batch.bytes(i));
+            let crc = table::chunk_crc(batch.bytes(i));
+            batch.set_crc(i, crc);
         }
-        let payload_crc = digest.finalize();
         let head = RecordHead {
+            id: self.id,
             lap: self.lap,
             epoch,
             chunks: live as u32,
-            payload_crc,
         };
-        let header_len =
-            format::encode_record_header(&head, (0..live).map(|i| batch.chunk(i)), header);
+        let entries = (0..live).map(|i| (batch.chunk(i), batch.crc(i)));
+        let header_len = format::encode_record_header(&head, entries, header);
         let chunk_size = batch.bytes(0).len() as u64;
         write_record(journal, self.append_at, &header[..header_len], batch)?;
         journal.sync()?;
@@ -227,24 +226,61 @@ impl JournalLog {
     }
 }
 
-/// Takes the checkpoint `target`: syncs the data file (every batch up to `target.epoch` was
-/// written in place before this was called), then writes the superblock after `current` and
-/// syncs the journal. Returns the new superblock.
+/// A fresh journal id: random under `std`; without it, distinct per process and store
+/// (a counter mixed with the journal store's address), which is what the id must tell apart.
+fn fresh_id() -> u64 {
+    #[cfg(feature = "std")]
+    {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(0xC4u8)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        static NEXT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        format::TableDigest::term(u64::from(n), 0x5EED)
+    }
+}
+
+/// Takes the checkpoint `target`: writes the checksum table's changed pages into the slot the
+/// next superblock goes with (`write_table`, given that slot; it also keeps the entries from
+/// changing while it copies them), syncs the data store (every batch up to `target.epoch` was
+/// written in place before this was called) and the journal, then writes the superblock after
+/// `current` and syncs the journal again. Returns the new superblock.
 ///
-/// The data file's sync may be a [`barrier`](ChunkStore::barrier): the superblock only counts
-/// once the journal sync after it returns, and that sync makes the data durable too.
+/// The table pages go out before the data store's sync: an entry in them was set only after its
+/// chunk's in-place write returned, so that sync covers the chunk. The data store's sync may be a
+/// [`barrier`](ChunkStore::barrier): the superblock only counts once the journal sync after it
+/// returns, and that sync makes the data durable too.
 pub(crate) fn checkpoint<S: ChunkStore>(
     data: &S,
     journal: &S,
     current: &Superblock,
     target: CheckpointTarget,
+    write_table: impl FnOnce(usize) -> Result<Option<SlotWritten>, StoreError>,
 ) -> Result<Superblock, StoreError> {
+    debug_assert!(
+        target.max_record_chunks > 0,
+        "a checkpoint names its largest record"
+    );
+    let seq = current.seq + 1;
+    let written = write_table((seq % 2) as usize)?;
     data.barrier()?;
+    let data_chunks = match written {
+        Some(slot) => {
+            journal.sync()?;
+            slot.chunks
+        }
+        None => data.len()? / u64::from(current.chunk_size).max(1),
+    };
     let next = Superblock {
-        seq: current.seq + 1,
+        seq,
         lap: target.lap,
         checkpoint: target.epoch,
         records_at: target.records_at,
+        max_record_chunks: target.max_record_chunks,
+        data_chunks,
+        table: written.map(|slot| slot.digest),
         ..*current
     };
     write_superblock(journal, &next)?;
@@ -281,7 +317,10 @@ fn write_record<S: ChunkStore>(
     Ok(())
 }
 
-fn write_superblock<S: ChunkStore>(journal: &S, superblock: &Superblock) -> Result<(), StoreError> {
+pub(crate) fn write_superblock<S: ChunkStore>(
+    journal: &S,
+    superblock: &Superblock,
+) -> Result<(), StoreError> {
     let mut block = [0u8; SUPERBLOCK_BYTES as usize];
     superblock.encode(&mut block);
     journal.write_at(superblock.offset(), &[&block])

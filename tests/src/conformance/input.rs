@@ -93,7 +93,7 @@ pub fn second_open_is_locked<H: FileHarness>(h: &H) {
 }
 
 /// Storage created with one chunk size or journal mode refuses another, even when its length
-/// would fit; a damaged or future-version metadata record is refused too.
+/// would fit; a future-version metadata record is refused too, and a damaged one is damage.
 pub fn reopen_with_another_config_is_a_mismatch<H: FileHarness>(h: &H) {
     let pipe = h.open(config(4, 4)).unwrap();
     pipe.write_durable(1, &chunk_with(1)).unwrap();
@@ -103,5 +103,5 @@ pub fn reopen_with_another_config_is_a_mismatch<H: FileHarness>(h: &H) {
     h.replace_meta(b"chunkpipe-meta 99\n");
     assert!(matches!(h.open(config(0, 4)), Err(Error::Mismatch(_))));
     h.replace_meta(b"garbage");
-    assert!(matches!(h.open(config(0, 4)), Err(Error::Mismatch(_))));
+    assert!(matches!(h.open(config(0, 4)), Err(Error::Corrupt(_))));
 }

@@ -8,15 +8,17 @@
 
 use std::time::Duration;
 
-use chunkpipe_core::journal::format::{self, JOURNAL_VERSION, SUPERBLOCK_BYTES, Superblock};
-use chunkpipe_core::{Config, Epoch, Error, Journal};
+use chunkpipe_core::journal::format::{
+    self, JOURNAL_VERSION, SUPERBLOCK_BYTES, Superblock, SuperblockCopy,
+};
+use chunkpipe_core::{Config, Damage, Epoch, Error, Journal, Recovery, StoreRole};
 
 use super::{CHUNK, chunk_with, config, value_of};
 use crate::{Harness, TestPipe};
 
 /// The suite's config with no idle checkpoint during a test (a checkpoint syncs the data file,
 /// which a store losing its writes refuses).
-fn no_idle_checkpoint(chunks: u64) -> Config {
+pub(crate) fn no_idle_checkpoint(chunks: u64) -> Config {
     config(chunks, 8).with_flush_interval(Duration::from_secs(3600))
 }
 
@@ -35,7 +37,7 @@ fn open_with_a_checkpointed_base<H: Harness>(h: &H) -> TestPipe<H::Store> {
 }
 
 /// Crashes `pipe`: every store operation fails from here, then the pipe is dropped.
-fn crash<S: chunkpipe_core::ChunkStore + Send + Sync + 'static>(pipe: TestPipe<S>) {
+pub(crate) fn crash<S: chunkpipe_core::ChunkStore + Send + Sync + 'static>(pipe: TestPipe<S>) {
     pipe.pipe().store().crash();
     drop(pipe);
 }
@@ -46,28 +48,32 @@ fn values<H: Harness>(h: &H) -> (Vec<u64>, TestPipe<H::Store>) {
     (bytes.chunks(CHUNK).map(value_of).collect(), pipe)
 }
 
-/// Where each record after the checkpoint sits in a journal image: (offset, length, epoch),
-/// found by following the laps from half to half as the format documents (headers only).
-fn records(image: &[u8]) -> Vec<(usize, usize, Epoch)> {
+/// The current superblock of a journal image.
+pub(crate) fn current_superblock(image: &[u8]) -> Superblock {
     let copy = |n: u64| {
         let at = (n * SUPERBLOCK_BYTES) as usize;
-        Superblock::decode(&image[at..at + SUPERBLOCK_BYTES as usize]).unwrap()
+        Superblock::decode(&image[at..at + SUPERBLOCK_BYTES as usize])
     };
-    let superblock = [copy(0), copy(1)]
-        .into_iter()
-        .flatten()
-        .max_by_key(|s| s.seq)
-        .expect("a formatted journal has a valid superblock");
-    let journal_len = image.len() as u64;
+    Superblock::resolve([copy(0), copy(1)])
+        .expect("a valid superblock copy")
+        .expect("a formatted journal")
+        .0
+}
+
+/// Where each record after the checkpoint sits in a journal image: (offset, length, epoch),
+/// found by following the laps from half to half as the format documents (headers only).
+pub(crate) fn records(image: &[u8]) -> Vec<(usize, usize, Epoch)> {
+    let superblock = current_superblock(image);
+    let journal_bytes = superblock.journal_bytes;
     let (mut at, mut lap) = (superblock.records_at, superblock.lap);
     let mut expected = Epoch::new(superblock.checkpoint.get() + 1);
     let (mut found, mut moved) = (Vec::new(), false);
     loop {
-        let (_, half_end) = format::half_range(journal_len, (lap % 2) as usize);
+        let (_, half_end) = format::half_range(journal_bytes, (lap % 2) as usize);
         let head = (at + 512 <= half_end)
             .then(|| format::decode_record_head(&image[at as usize..]))
             .flatten()
-            .filter(|head| head.lap == lap && head.epoch == expected);
+            .filter(|head| head.id == superblock.id && head.lap == lap && head.epoch == expected);
         match head {
             Some(head) => {
                 let len = format::record_bytes(u64::from(head.chunks), CHUNK as u64);
@@ -76,7 +82,7 @@ fn records(image: &[u8]) -> Vec<(usize, usize, Epoch)> {
             }
             None if !moved => {
                 lap += 1;
-                at = format::half_range(journal_len, (lap % 2) as usize).0;
+                at = format::half_range(journal_bytes, (lap % 2) as usize).0;
                 moved = true;
             }
             None => return found,
@@ -109,7 +115,7 @@ pub fn reopen_after_a_crash_replays_writes_the_data_file_lost<H: Harness>(h: &H)
         .recovery()
         .expect("an Atomic pipe reports its recovery");
     assert_eq!(
-        report.records, 3,
+        report.replayed, 3,
         "three batches were journaled after the checkpoint"
     );
     assert!(!report.torn_tail);
@@ -140,13 +146,16 @@ pub fn a_torn_last_record_is_not_replayed<H: Harness>(h: &H) {
         "the torn batch is absent, all three of its chunks"
     );
     let report = pipe.pipe().recovery().unwrap();
-    assert_eq!((report.records, report.torn_tail), (1, true));
+    assert_eq!((report.replayed, report.torn_tail), (1, true));
+    assert_eq!(report.dropped, None, "a torn tail is not damage");
     pipe.close().unwrap();
 }
 
-/// A record whose checksum does not match ends the replay there, even though a valid record
-/// follows it, and the recovery report says so.
-pub fn recovery_stops_at_a_damaged_record_and_reports_it<H: Harness>(h: &H) {
+/// A record whose checksum does not match, followed by a valid record of a later epoch, was
+/// acknowledged before it went bad: opening is `Corrupt`, naming the journal and the record's
+/// offset; with `Recovery::PointInTime` the pipe opens, replays up to it and reports exactly
+/// the epochs it dropped, and epochs continue after them.
+pub fn a_damaged_record_followed_by_a_valid_one_is_damage<H: Harness>(h: &H) {
     let pipe = open_with_a_checkpointed_base(h);
     for (chunk, value) in [(0, 10), (1, 11), (2, 12)] {
         pipe.write_durable(chunk, &chunk_with(value)).unwrap();
@@ -154,16 +163,51 @@ pub fn recovery_stops_at_a_damaged_record_and_reports_it<H: Harness>(h: &H) {
     crash(pipe);
     let journal = records(&h.journal_image());
     assert_eq!(journal.len(), 3);
-    let (at, len, _) = journal[1];
+    let (at, len, epoch) = journal[1];
     let last_payload_byte = at + len - 1;
     let byte = h.journal_image()[last_payload_byte];
     h.patch_journal(last_payload_byte as u64, &[byte ^ 0xFF]);
 
-    let (found, pipe) = values(h);
-    assert_eq!(found, [10, 2, 3, 4], "replay stops at the damaged record");
+    let damage = Damage::new(StoreRole::Journal, at as u64, "");
+    assert_damage(h.open(no_idle_checkpoint(0)), damage);
+    let lossy = no_idle_checkpoint(0).with_recovery(Recovery::PointInTime);
+    let pipe = h.open(lossy).unwrap();
     let report = pipe.pipe().recovery().unwrap();
-    assert_eq!((report.records, report.torn_tail), (1, true));
+    let dropped = report.dropped.expect("the damage is reported");
+    assert_eq!((dropped.first, dropped.last), (epoch, journal[2].2));
+    assert_eq!(
+        (dropped.damage.file, dropped.damage.offset),
+        (StoreRole::Journal, at as u64)
+    );
+    assert_eq!(report.replayed, 1);
+    let bytes = pipe.read(0, 1).unwrap();
+    assert_eq!(value_of(&bytes), 10, "replayed up to the damage");
+    let next = pipe.write_durable(3, &chunk_with(30)).unwrap();
+    assert!(
+        next > journal[2].2,
+        "epochs continue after the dropped ones"
+    );
     pipe.close().unwrap();
+    h.open(no_idle_checkpoint(0)).unwrap().close().unwrap();
+}
+
+/// Asserts that `opened` failed with damage in `expected.file` at `expected.offset`.
+pub(crate) fn assert_damage<T>(opened: Result<T, Error>, expected: Damage) {
+    match opened {
+        Err(Error::Corrupt(damage)) => assert_eq!(
+            (damage.file, damage.offset),
+            (expected.file, expected.offset),
+            "{damage}"
+        ),
+        Err(e) => panic!(
+            "expected damage in the {} file, got {e}",
+            expected.file.name()
+        ),
+        Ok(_) => panic!(
+            "expected damage in the {} file, but it opened",
+            expected.file.name()
+        ),
+    }
 }
 
 /// A journal whose superblocks carry another format version is refused with `Mismatch`.
@@ -173,7 +217,7 @@ pub fn a_journal_of_another_format_version_is_refused<H: Harness>(h: &H) {
     for copy in 0..2 {
         let at = (copy * SUPERBLOCK_BYTES) as usize;
         let mut block = image[at..at + SUPERBLOCK_BYTES as usize].to_vec();
-        if Superblock::decode(&block).unwrap().is_none() {
+        if !matches!(Superblock::decode(&block), SuperblockCopy::Valid(_)) {
             continue;
         }
         block[4..6].copy_from_slice(&(JOURNAL_VERSION + 1).to_le_bytes());

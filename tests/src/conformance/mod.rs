@@ -2,6 +2,7 @@
 
 mod basic;
 mod concurrency;
+mod damage;
 mod faults;
 mod input;
 mod journal;
@@ -9,6 +10,7 @@ mod tx;
 
 pub use basic::*;
 pub use concurrency::*;
+pub use damage::*;
 pub use faults::*;
 pub use input::*;
 pub use journal::*;
