@@ -31,6 +31,13 @@ pub struct CampaignReport {
     pub torn_chunks: u64,
     /// Partly recovered transactions (allowed in `Journal::Off`, reported).
     pub torn_transactions: u64,
+    /// Media damage the pipe reported at a read.
+    pub damage_at_read: u64,
+    /// Media damage the pipe reported at an open.
+    pub damage_at_open: u64,
+    /// Newest acknowledged batches lost to media damage the journal cannot show (see
+    /// [`SeedReport::newest_record_losses`]).
+    pub newest_record_losses: u64,
     /// Virtual time simulated.
     pub simulated: Duration,
 }
@@ -51,6 +58,9 @@ impl CampaignReport {
         self.checks += seed.checks;
         self.torn_chunks += seed.tears.torn_chunks;
         self.torn_transactions += seed.tears.torn_transactions;
+        self.damage_at_read += seed.damage_reported.at_read;
+        self.damage_at_open += seed.damage_reported.at_open;
+        self.newest_record_losses += seed.newest_record_losses;
         self.simulated += seed.simulated;
     }
 
@@ -69,11 +79,15 @@ impl CampaignReport {
         self.checks += other.checks;
         self.torn_chunks += other.torn_chunks;
         self.torn_transactions += other.torn_transactions;
+        self.damage_at_read += other.damage_at_read;
+        self.damage_at_open += other.damage_at_open;
+        self.newest_record_losses += other.newest_record_losses;
         self.simulated += other.simulated;
     }
 
-    /// What the profile allows but never happened: each fault kind, and (with crashes) a crash
-    /// during recovery. A campaign with gaps did not test what it claims to.
+    /// What the profile allows but never happened: each fault kind, (with crashes) a crash
+    /// during recovery, and (with media faults) damage reported at a read and at an open. A
+    /// campaign with gaps did not test what it claims to.
     pub fn coverage_gaps(&self, profile: Profile) -> Vec<&'static str> {
         let mut gaps: Vec<&'static str> = Fault::ALL
             .into_iter()
@@ -82,6 +96,14 @@ impl CampaignReport {
             .collect();
         if profile.allows(Fault::Crash) && self.recovery_crashes == 0 {
             gaps.push("crash during recovery");
+        }
+        if profile.allows(Fault::BitFlip) {
+            if self.damage_at_read == 0 {
+                gaps.push("damage reported at a read");
+            }
+            if self.damage_at_open == 0 && profile.allows(Fault::Crash) {
+                gaps.push("damage reported at an open");
+            }
         }
         gaps
     }

@@ -13,6 +13,16 @@
 //! | `sync` (fault) | dirty sectors become clean without being persisted: gone at the next crash |
 //! | crash | each dirty sector is kept or dropped by a coin flip (torn chunks, reordering); everything else not durable, and an unsynced length, is dropped; the cache becomes the durable image |
 //!
+//! Media faults damage what the device stores, and are counted per file ([`SimDisk::media_faults`])
+//! so the oracle can tell damage it caused from damage nobody caused:
+//!
+//! | fault | what happens |
+//! |---|---|
+//! | bit flip | a bit of a durable sector flips; if the sector is clean, in the cache too (the page was evicted and read again) |
+//! | bad sector | a durable sector becomes unreadable: reads over it fail (but for a dirty cached page, which a read never takes from the device) until a write to it is persisted |
+//! | lost write | `write_at` lands in the cache, but its sectors are not dirty: no sync persists them, a crash drops them |
+//! | misdirected write | `write_at` lands in the cache, but the device writes it some sectors away: a sync persists it there, and its own sectors keep their old bytes |
+//!
 //! Every store operation counts as one *I/O point*: faults are drawn there, and a crash can be
 //! armed to strike at the n-th point, in the middle of a flush step or of recovery. Once crashed,
 //! every operation fails until the disk is [`restart`](SimDisk::restart)ed.
@@ -46,6 +56,12 @@ struct FileState {
     cache: Vec<u8>,
     durable: Vec<u8>,
     dirty: BTreeSet<usize>,
+    /// Unreadable sectors (until written).
+    bad: BTreeSet<usize>,
+    /// Misdirected writes on their way to the device: where they land, and their bytes.
+    misdirected: Vec<(usize, Vec<u8>)>,
+    /// Media faults that struck this file.
+    media_faults: u64,
 }
 
 struct DiskState {
@@ -154,6 +170,24 @@ impl SimDisk {
         self.lock().fired
     }
 
+    /// Time passes over the stored data: draws a bit flip or a bad sector in a durable sector,
+    /// at the plan's rates (the runner calls this between steps).
+    pub fn age(&self) {
+        let mut state = self.lock();
+        let Some((plan, mut rng)) = state.faults.take() else {
+            return;
+        };
+        if let Some(media) = plan.draw_media(&mut rng) {
+            state.strike_media(media, &mut rng);
+        }
+        state.faults = Some((plan, rng));
+    }
+
+    /// Media faults that struck `file` so far.
+    pub fn media_faults(&self, file: usize) -> u64 {
+        self.lock().files.get(file).map_or(0, |f| f.media_faults)
+    }
+
     /// Takes the virtual I/O latency accumulated since the last call.
     pub fn take_latency_ns(&self) -> u64 {
         std::mem::take(&mut self.lock().latency_ns)
@@ -170,12 +204,47 @@ impl DiskState {
                 if start < durable_len && self.crash_rng.chance(0.5) {
                     let end = (start + size).min(durable_len);
                     file.durable[start..end].copy_from_slice(&file.cache[start..end]);
+                    file.bad.remove(&sector);
+                }
+            }
+            for (at, bytes) in std::mem::take(&mut file.misdirected) {
+                if self.crash_rng.chance(0.5) {
+                    land(&mut file.durable, at, &bytes);
                 }
             }
             file.dirty.clear();
             file.cache = file.durable.clone();
         }
         self.crashed = true;
+    }
+
+    /// A bit flip or a bad sector, in a durable sector of a file drawn with `rng`.
+    fn strike_media(&mut self, fault: Fault, rng: &mut SimRng) {
+        let size = self.sector_size;
+        let files: Vec<usize> = (0..self.files.len())
+            .filter(|&f| self.files[f].durable.len() >= size)
+            .collect();
+        if files.is_empty() {
+            return;
+        }
+        let f = files[rng.below(files.len() as u64) as usize];
+        let file = &mut self.files[f];
+        let sector = rng.below((file.durable.len() / size) as u64) as usize;
+        match fault {
+            Fault::BitFlip => {
+                let byte = sector * size + rng.below(size as u64) as usize;
+                let bit = 1u8 << rng.below(8);
+                file.durable[byte] ^= bit;
+                if !file.dirty.contains(&sector) {
+                    file.cache[byte] ^= bit;
+                }
+            }
+            _ => {
+                file.bad.insert(sector);
+            }
+        }
+        file.media_faults += 1;
+        self.fired[fault.index()] += 1;
     }
 
     fn file(&mut self, file: usize) -> &mut FileState {
@@ -262,9 +331,43 @@ impl FileState {
             let end = (start + sector_size).min(self.cache.len());
             if start < end {
                 self.durable[start..end].copy_from_slice(&self.cache[start..end]);
+                // Written at last: the device remapped the sector if it was bad.
+                self.bad.remove(&sector);
             }
         }
+        for (at, bytes) in std::mem::take(&mut self.misdirected) {
+            land(&mut self.durable, at, &bytes);
+        }
         self.dirty.clear();
+    }
+
+    /// Whether a read of `range` needs an unreadable sector from the device (a dirty sector
+    /// comes from the cache).
+    fn unreadable(&self, range: &std::ops::Range<usize>, sector_size: usize) -> bool {
+        !range.is_empty()
+            && (self.bad)
+                .range(range.start / sector_size..=(range.end - 1) / sector_size)
+                .any(|sector| !self.dirty.contains(sector))
+    }
+}
+
+/// How far (in bytes, a whole number of sectors, never 0) a misdirected write of `len` bytes
+/// lands from its place: up to a few times its own length either way.
+fn misdirection(state: &mut DiskState, len: usize) -> isize {
+    let sectors = len.div_ceil(state.sector_size).max(1) as u64;
+    let Some((_, rng)) = state.faults.as_mut() else {
+        return state.sector_size as isize;
+    };
+    let by = 1 + rng.below(3 * sectors) as isize;
+    let by = by * state.sector_size as isize;
+    if rng.chance(0.5) { by } else { -by }
+}
+
+/// Writes `bytes` at `at` of `image`, as far as it is long.
+fn land(image: &mut [u8], at: usize, bytes: &[u8]) {
+    let end = (at + bytes.len()).min(image.len());
+    if at < end {
+        image[at..end].copy_from_slice(&bytes[..end - at]);
     }
 }
 
@@ -314,6 +417,10 @@ impl ChunkStore for SimStore {
         if state.io_point(Op::Read)? == Some(Fault::ReadError) {
             return Err(StoreError::new(StoreErrorKind::Io, Op::Read));
         }
+        let sector_size = state.sector_size;
+        if state.file(self.file).unreadable(&range, sector_size) {
+            return Err(StoreError::new(StoreErrorKind::Io, Op::Read));
+        }
         let mut src = &state.file(self.file).cache[range];
         for buf in bufs.iter_mut() {
             let (head, rest) = src.split_at(buf.len());
@@ -345,6 +452,10 @@ impl ChunkStore for SimStore {
             range.end
         };
         let sector_size = state.sector_size;
+        let shift = match fault {
+            Some(Fault::MisdirectedWrite) => Some(misdirection(&mut state, range.len())),
+            _ => None,
+        };
         let file = state.file(self.file);
         let mut at = range.start;
         for buf in bufs {
@@ -352,7 +463,16 @@ impl ChunkStore for SimStore {
             file.cache[at..at + n].copy_from_slice(&buf[..n]);
             at += buf.len();
         }
-        file.mark_dirty(range.start..end, sector_size);
+        match fault {
+            Some(Fault::LostWrite) => file.media_faults += 1,
+            Some(Fault::MisdirectedWrite) => {
+                let landing = shift.map_or(range.start, |s| range.start.saturating_add_signed(s));
+                file.misdirected
+                    .push((landing, file.cache[range.clone()].to_vec()));
+                file.media_faults += 1;
+            }
+            _ => file.mark_dirty(range.start..end, sector_size),
+        }
         if fault == Some(Fault::PartialWrite) {
             return Err(StoreError::new(StoreErrorKind::Io, Op::Write));
         }

@@ -21,11 +21,21 @@ pub enum Fault {
     Latency,
     /// Power loss: at an armed I/O point (mid flush step or mid recovery) or between steps.
     Crash,
+    /// Media: a bit of a synced sector flips (bit rot), seen by every later read of it.
+    BitFlip,
+    /// Media: a synced sector becomes unreadable (a latent sector error) until it is written.
+    BadSector,
+    /// Media: `write_at` lands in the cache and the device acknowledges it, but never persists
+    /// it: after a power loss the old bytes are back.
+    LostWrite,
+    /// Media: `write_at` lands on the device at another offset of the file; its own place
+    /// keeps the old bytes there.
+    MisdirectedWrite,
 }
 
 impl Fault {
     /// How many kinds there are.
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 11;
 
     /// Every kind.
     pub const ALL: [Fault; Fault::COUNT] = [
@@ -36,6 +46,20 @@ impl Fault {
         Fault::SyncError,
         Fault::Latency,
         Fault::Crash,
+        Fault::BitFlip,
+        Fault::BadSector,
+        Fault::LostWrite,
+        Fault::MisdirectedWrite,
+    ];
+
+    /// The media faults: damage to what a device stores, as opposed to a failed or lost
+    /// operation. They strike `Journal::Atomic` seeds only: `Journal::Off` keeps no checksums,
+    /// so it cannot tell damaged chunks from written ones (its data file is all there is).
+    pub const MEDIA: [Fault; 4] = [
+        Fault::BitFlip,
+        Fault::BadSector,
+        Fault::LostWrite,
+        Fault::MisdirectedWrite,
     ];
 
     /// Its position in [`Fault::ALL`].
@@ -53,17 +77,27 @@ impl Fault {
             Fault::SyncError => "sync error",
             Fault::Latency => "latency",
             Fault::Crash => "crash",
+            Fault::BitFlip => "bit flip",
+            Fault::BadSector => "bad sector",
+            Fault::LostWrite => "lost write",
+            Fault::MisdirectedWrite => "misdirected write",
         }
+    }
+
+    /// Whether it is a media fault ([`Fault::MEDIA`]).
+    pub fn is_media(self) -> bool {
+        Self::MEDIA.contains(&self)
     }
 
     /// The operation it strikes (`None`: any).
     fn op(self) -> Option<Op> {
         match self {
             Fault::WriteError | Fault::PartialWrite => Some(Op::Write),
+            Fault::LostWrite | Fault::MisdirectedWrite => Some(Op::Write),
             Fault::ReadError => Some(Op::Read),
             Fault::NoSpace => Some(Op::Grow),
             Fault::SyncError => Some(Op::Sync),
-            Fault::Latency | Fault::Crash => None,
+            Fault::Latency | Fault::Crash | Fault::BitFlip | Fault::BadSector => None,
         }
     }
 }
@@ -73,10 +107,12 @@ impl Fault {
 pub enum Profile {
     /// No faults at all.
     None,
-    /// I/O errors and latency, no crashes.
+    /// I/O errors, media faults and latency, no crashes.
     Io,
     /// Crashes (and latency), no I/O errors.
     Crash,
+    /// Media faults, crashes and latency: damage, and the recoveries that must find it.
+    Media,
     /// Everything.
     All,
 }
@@ -88,6 +124,7 @@ impl Profile {
             Profile::None => false,
             Profile::Io => fault != Fault::Crash,
             Profile::Crash => matches!(fault, Fault::Crash | Fault::Latency),
+            Profile::Media => fault.is_media() || matches!(fault, Fault::Crash | Fault::Latency),
             Profile::All => true,
         }
     }
@@ -108,15 +145,18 @@ impl FaultPlan {
     }
 
     /// Swarm testing: about one seed in eight is fault-free; otherwise each allowed kind is on
-    /// with probability ½, at a rate drawn from a wide range.
-    pub fn draw_for_seed(profile: Profile, rng: &mut SimRng) -> Self {
+    /// with probability ½, at a rate drawn from a wide range. Media faults only where `media`
+    /// (the seed's pipe keeps checksums).
+    pub fn draw_for_seed(profile: Profile, media: bool, rng: &mut SimRng) -> Self {
         let mut plan = FaultPlan::quiet();
         if profile == Profile::None || rng.chance(0.125) {
             return plan;
         }
         for fault in Fault::ALL {
-            if profile.allows(fault) && rng.chance(0.5) {
-                plan.probability[fault.index()] = rng.pick(&[0.002, 0.01, 0.03, 0.08]);
+            let on = rng.chance(0.5);
+            let rate = rng.pick(&[0.002, 0.01, 0.03, 0.08]);
+            if profile.allows(fault) && on && (media || !fault.is_media()) {
+                plan.probability[fault.index()] = rate;
             }
         }
         plan
@@ -130,6 +170,14 @@ impl FaultPlan {
     /// Whether any fault may fire.
     pub fn is_quiet(&self) -> bool {
         self.probability.iter().all(|&p| p == 0.0)
+    }
+
+    /// The media fault (if any) that strikes stored data at an I/O point.
+    pub(crate) fn draw_media(&self, rng: &mut SimRng) -> Option<Fault> {
+        [Fault::BitFlip, Fault::BadSector].into_iter().find(|&f| {
+            let p = self.probability(f);
+            p > 0.0 && rng.chance(p)
+        })
     }
 
     /// The fault (if any) that strikes an I/O point of `op`.

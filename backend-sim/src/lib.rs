@@ -39,5 +39,5 @@ pub use disk::{DATA_FILE, JOURNAL_FILE, SimDisk, SimStore, StoreBug};
 pub use faults::{Fault, FaultPlan, Profile};
 pub use oracle::{Model, TearReport, Violation};
 pub use rng::{SimRng, Stream};
-pub use runner::{SeedReport, SimFailure, SimOptions, run_seed};
+pub use runner::{DamageReported, SeedReport, SimFailure, SimOptions, run_seed};
 pub use workload::{Client, ClientState, Operation, SimPipe};

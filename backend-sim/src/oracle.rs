@@ -6,8 +6,19 @@
 //! a read must return (the newest joined write: reads see writes once they join) and what a
 //! recovered unit may hold: the last write with an epoch the pipe had published as durable, or
 //! any later one — never older, never bytes nobody wrote.
+//!
+//! Media faults (bit flips, unreadable sectors, lost and misdirected writes) may make the pipe
+//! report damage instead: `Corrupt` (or a read error from an unreadable sector) at a read or at
+//! an open is accepted where a media fault struck, and is a violation (a false alarm) where
+//! none did; a read that returns `Ok` must still be exact (a recovery may mend a damaged chunk
+//! by replaying its record, never by making up bytes). One loss is accepted, and
+//! counted: the newest acknowledged batches, when a media fault struck the journal after the
+//! first of them was published and the journal holds no sound record of any later one — the
+//! pipe then has no evidence they ever existed (no single-copy log can tell that from a torn
+//! tail). Where such a record is there, the pipe must report damage instead.
 
-use chunkpipe_core::{Epoch, Journal};
+use chunkpipe_core::journal::format::{self, Superblock, SuperblockCopy};
+use chunkpipe_core::{Epoch, Error, Journal, Op, StoreErrorKind};
 
 use crate::data::{UNIT, ZEROS, decode_unit};
 
@@ -44,6 +55,17 @@ pub struct Model {
     pub checks: u64,
     /// Tears found by recoveries.
     pub tears: TearReport,
+    /// The simulation's step now.
+    step: u64,
+    /// Each rise of the durable epoch since the last recovery: the epoch, the step.
+    durable_steps: Vec<(Epoch, u64)>,
+    /// The newest epoch of a sound record in the journal, as recovery found it (set by the
+    /// runner before [`Model::recovered`]).
+    journal_evidence: Epoch,
+    /// A media fault struck some file of this disk.
+    media_struck: bool,
+    /// The last step a media fault struck the journal.
+    journal_struck_at: Option<u64>,
 }
 
 impl Model {
@@ -63,9 +85,50 @@ impl Model {
             failed_from: None,
             checks: 0,
             tears: TearReport::default(),
+            step: 0,
+            durable_steps: Vec::new(),
+            journal_evidence: Epoch::NONE,
+            media_struck: false,
+            journal_struck_at: None,
         };
         model.resize(chunks);
         model
+    }
+
+    /// The simulation's step now.
+    pub fn set_step(&mut self, step: u64) {
+        self.step = step;
+    }
+
+    /// A media fault struck the journal (`journal`) or the data file at `step`.
+    pub fn media_struck(&mut self, journal: bool, step: u64) {
+        self.media_struck = true;
+        if journal {
+            self.journal_struck_at = Some(step);
+        }
+    }
+
+    /// Whether `e` is the pipe reporting media damage: `Corrupt`, or (where
+    /// `persistent_read_errors`: no transient read errors are drawn) a read error, which an
+    /// unreadable sector gives. `Corrupt` where no media fault struck is a false alarm.
+    ///
+    /// # Errors
+    /// The violation of a false alarm.
+    pub fn damage_reported(
+        &self,
+        e: &Error,
+        persistent_read_errors: bool,
+    ) -> Result<bool, Violation> {
+        match e {
+            Error::Corrupt(damage) if !self.media_struck => Err(format!(
+                "damage reported where no media fault struck: {damage}"
+            )),
+            Error::Corrupt(_) => Ok(true),
+            Error::Store(s) if s.op == Op::Read && s.kind == StoreErrorKind::Io => {
+                Ok(persistent_read_errors && self.media_struck)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Follows a change of the pipe's length.
@@ -139,6 +202,9 @@ impl Model {
                 "durable {durable} covers {failed}, whose batch failed"
             ));
         }
+        if durable > self.durable {
+            self.durable_steps.push((durable, self.step));
+        }
         self.durable = durable;
         Ok(())
     }
@@ -204,8 +270,16 @@ impl Model {
         self.recovered_epoch = epoch;
     }
 
+    /// Tells the model the journal as recovery found it (before [`Model::recovered`]): the
+    /// newest epoch any sound record of it names.
+    pub fn set_journal_image(&mut self, image: &[u8]) {
+        self.journal_evidence = newest_record(image);
+    }
+
     /// Checks the store recovered after a crash, given as `read_chunk(chunk) -> bytes` for
-    /// `chunks` chunks, and makes it the model's new base.
+    /// `chunks` chunks (`None`: the pipe reported the chunk damaged), and makes it the model's
+    /// new base. Returns whether it accepted the loss of the newest acknowledged batch (see
+    /// the module docs).
     ///
     /// - `Journal::Off`: per unit, the last write the pipe had published as durable, or a
     ///   later one (tears are allowed and counted).
@@ -216,15 +290,15 @@ impl Model {
         &mut self,
         chunks: u64,
         chunk_size: usize,
-        mut read_chunk: impl FnMut(u64) -> Vec<u8>,
-    ) -> Result<(), Violation> {
+        mut read_chunk: impl FnMut(u64) -> Result<Option<Vec<u8>>, Violation>,
+    ) -> Result<bool, Violation> {
         if self.journal == Journal::Atomic {
             return self.recovered_atomic(chunks, chunk_size, read_chunk);
         }
         let durable = self.durable;
         let mut new_base = Vec::with_capacity(chunks as usize);
         for chunk in 0..chunks {
-            let bytes = read_chunk(chunk);
+            let bytes = read_chunk(chunk)?.unwrap_or_default();
             if bytes.len() < chunk_size {
                 return Err(format!(
                     "the recovered store ends inside chunk {chunk} of {chunks}"
@@ -238,64 +312,124 @@ impl Model {
         }
         self.count_torn_transactions(&new_base);
         self.reset_after_recovery(new_base);
-        Ok(())
+        Ok(false)
     }
 
-    fn recovered_atomic(
-        &mut self,
-        chunks: u64,
-        chunk_size: usize,
-        mut read_chunk: impl FnMut(u64) -> Vec<u8>,
-    ) -> Result<(), Violation> {
-        let recovered = self.recovered_epoch;
+    /// The reopened pipe's durable epoch against the one published before the crash: never
+    /// lower — unless the batches lost are the newest, a media fault struck the journal after
+    /// the first of them was published, and no sound record of a later one is in the journal
+    /// (returns `true` then; see the module docs).
+    fn check_recovered_epoch(&mut self, recovered: Epoch) -> Result<bool, Violation> {
         self.checks += 1;
-        if recovered < self.durable {
-            return Err(format!(
-                "recovery went back to {recovered}; {} was durable",
-                self.durable
-            ));
-        }
         if recovered > self.issued {
             return Err(format!(
                 "recovery claims {recovered}, past the newest epoch handed out ({})",
                 self.issued
             ));
         }
-        let mut new_base = Vec::with_capacity(chunks as usize);
+        if recovered >= self.durable {
+            return Ok(false);
+        }
+        let first_lost = recovered.get() + 1;
+        let published_at = (self.durable_steps.iter())
+            .find(|(epoch, _)| epoch.get() >= first_lost)
+            .map(|&(_, step)| step);
+        let struck = (self.journal_struck_at)
+            .is_some_and(|at| published_at.is_some_and(|published| at >= published));
+        let evidence = self.journal_evidence.get() > first_lost;
+        if struck && !evidence {
+            return Ok(true);
+        }
+        Err(format!(
+            "recovery went back to {recovered}; {} was durable{}",
+            self.durable,
+            if evidence {
+                format!(
+                    " and the journal holds a sound record of {}",
+                    self.journal_evidence
+                )
+            } else {
+                String::new()
+            }
+        ))
+    }
+
+    fn recovered_atomic(
+        &mut self,
+        chunks: u64,
+        chunk_size: usize,
+        mut read_chunk: impl FnMut(u64) -> Result<Option<Vec<u8>>, Violation>,
+    ) -> Result<bool, Violation> {
+        let recovered = self.recovered_epoch;
+        let newest_lost = self.check_recovered_epoch(recovered)?;
+        self.resize(chunks);
         for chunk in 0..chunks {
             let c = chunk as usize;
-            let expected = self
-                .history
-                .get(c)
-                .and_then(|h| h.iter().rev().find(|&&(_, e)| e <= recovered))
-                .map(|&(id, _)| id);
-            let bytes = read_chunk(chunk);
-            if bytes.len() < chunk_size {
-                return Err(format!(
-                    "the recovered store ends inside chunk {chunk} of {chunks}"
-                ));
+            let found = read_chunk(chunk)?;
+            let value =
+                self.check_atomic_chunk(chunk, found.as_deref(), chunk_size, newest_lost)?;
+            // Epochs past the recovered one are handed out again: what they wrote is gone —
+            // but for a lost batch found in place, which now stands as of the recovered epoch.
+            let history = &mut self.history[c];
+            history.retain(|&(_, epoch)| epoch <= recovered);
+            if history.last().map(|&(id, _)| id) != Some(value) {
+                history.push((value, recovered));
             }
-            let mut units = Vec::with_capacity(self.units_per_chunk);
-            for (unit, unit_bytes) in bytes[..chunk_size].chunks_exact(UNIT).enumerate() {
-                let want = expected.unwrap_or_else(|| self.base.get(c).map_or(ZEROS, |b| b[unit]));
-                let got = decode_unit(unit_bytes, chunk, unit);
-                if got != Some(want) {
-                    return Err(format!(
-                        "after recovery to {recovered}, chunk {chunk} unit {unit} holds write {got:?}, expected {want}"
-                    ));
-                }
-                units.push(want);
-            }
-            new_base.push(units);
         }
-        self.base = new_base;
-        self.history = vec![Vec::new(); self.base.len()];
         self.transactions.clear();
+        // The recovered epoch's record is needed again until a checkpoint that survives covers
+        // it: as if published now.
+        self.durable_steps = vec![(recovered, self.step)];
         // Epochs continue across the reopen.
         self.issued = recovered;
         self.durable = recovered;
         self.failed_from = None;
-        Ok(())
+        Ok(newest_lost)
+    }
+
+    /// Checks one chunk of a `Journal::Atomic` store recovered to `self.recovered_epoch`
+    /// (`None`: reported damaged) and returns the write it holds now: exactly its last write
+    /// with an epoch up to the recovered one — or, where the newest batches were lost to media
+    /// damage, a write of theirs found in place. (A chunk reported damaged still stands for its
+    /// last write: a healthy read of it must return that.)
+    fn check_atomic_chunk(
+        &self,
+        chunk: u64,
+        found: Option<&[u8]>,
+        chunk_size: usize,
+        newest_lost: bool,
+    ) -> Result<u64, Violation> {
+        let recovered = self.recovered_epoch;
+        let c = chunk as usize;
+        let history = self.history.get(c).map(Vec::as_slice).unwrap_or_default();
+        let want = (history.iter().rev())
+            .find(|&&(_, epoch)| epoch <= recovered)
+            .map_or_else(|| self.base.get(c).map_or(ZEROS, |b| b[0]), |&(id, _)| id);
+        let Some(bytes) = found else {
+            return Ok(want);
+        };
+        if bytes.len() < chunk_size {
+            return Err(format!("the recovered store ends inside chunk {chunk}"));
+        }
+        let lost = |id: u64| {
+            newest_lost
+                && (history.iter()).any(|&(w, e)| w == id && e > recovered && e <= self.durable)
+        };
+        let units: Vec<Option<u64>> = (bytes[..chunk_size].chunks_exact(UNIT).enumerate())
+            .map(|(unit, unit_bytes)| decode_unit(unit_bytes, chunk, unit))
+            .collect();
+        if let Some(id) = units[0].filter(|&id| lost(id)) {
+            if units.iter().all(|&u| u == Some(id)) {
+                return Ok(id);
+            }
+        }
+        match units.iter().position(|&u| u != Some(want)) {
+            None => Ok(want),
+            Some(unit) => Err(format!(
+                "after recovery to {recovered}, chunk {chunk} unit {unit} holds write {:?}, expected {want}",
+                units[unit]
+            )),
+        }
     }
 
     /// The write id of every unit of a recovered chunk, after checking each against what the
@@ -359,6 +493,7 @@ impl Model {
     /// After a recovery in `Journal::Off` nothing durable records epochs: the reopened pipe
     /// starts again at 1.
     fn reset_after_recovery(&mut self, base: Vec<Vec<u64>>) {
+        self.durable_steps.clear();
         self.base = base;
         self.history = vec![Vec::new(); self.base.len()];
         self.transactions.clear();
@@ -366,4 +501,30 @@ impl Model {
         self.durable = Epoch::NONE;
         self.failed_from = None;
     }
+}
+
+/// The newest epoch any sound record header (this journal's id, a passing header checksum)
+/// in a journal image names, wherever it is in the record area: an independent look at what
+/// the journal shows was written, for [`Model::set_journal_image`].
+fn newest_record(image: &[u8]) -> Epoch {
+    let copy = |n: usize| match image.get(n * 512..(n + 1) * 512) {
+        Some(bytes) => Superblock::decode(bytes),
+        None => SuperblockCopy::Blank,
+    };
+    let Some(superblock) = [copy(0), copy(1)].into_iter().find_map(|c| match c {
+        SuperblockCopy::Valid(sb) => Some(sb),
+        _ => None,
+    }) else {
+        return Epoch::NONE;
+    };
+    let end = (superblock.journal_bytes as usize).min(image.len());
+    (format::RECORD_AREA_START as usize..end)
+        .step_by(format::RECORD_ALIGN as usize)
+        .filter_map(|at| {
+            let head = format::decode_record_head(&image[at..])?;
+            (head.id == superblock.id && format::header_crc_ok(&image[at..], head.chunks))
+                .then_some(head.epoch)
+        })
+        .max()
+        .unwrap_or(Epoch::NONE)
 }

@@ -12,7 +12,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chunkpipe_core::{Config, Error, Instant, Journal, Pipe};
+use chunkpipe_core::{Config, Create, Error, Instant, Journal, Pipe};
 
 use crate::disk::{DATA_FILE, JOURNAL_FILE, SimDisk, SimStore, StoreBug};
 use crate::faults::{Fault, FaultPlan, Profile};
@@ -66,10 +66,27 @@ pub struct SeedReport {
     pub checks: u64,
     /// Tears `Journal::Off` allows, reported.
     pub tears: TearReport,
+    /// Media damage the pipe reported (`Corrupt`, or a read error from an unreadable sector):
+    /// at a read, or at an open (the run then goes on over a fresh disk, as a user restores a
+    /// backup).
+    pub damage_reported: DamageReported,
+    /// Recoveries that lost the newest acknowledged batch because a media fault struck the
+    /// journal after it was published and nothing was appended behind it: the one case no
+    /// single-copy log can tell from a torn tail (the journal format docs say why).
+    pub newest_record_losses: u64,
     /// Virtual time simulated.
     pub simulated: Duration,
     /// Hash of the whole trace: equal for equal seeds.
     pub trace_hash: u64,
+}
+
+/// Where the pipe reported media damage.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DamageReported {
+    /// At a read.
+    pub at_read: u64,
+    /// At an open (recovery refused).
+    pub at_open: u64,
 }
 
 /// A seed whose run broke a promise.
@@ -113,12 +130,13 @@ impl Scenario {
             .with_flush_interval(Duration::from_millis(1))
             .with_max_batch_delay(Duration::from_micros(rng.pick(&[0, 0, 20, 200])))
             .with_journal(journal)
-            .with_journal_bytes(journal_bytes);
+            .with_journal_bytes(journal_bytes)
+            .with_journal_id(seed | 1);
         Scenario {
             config,
             sector_size: rng.pick(&[512, 4096]),
             clients: 1 + rng.below(6) as usize,
-            plan: FaultPlan::draw_for_seed(options.profile, &mut rng),
+            plan: FaultPlan::draw_for_seed(options.profile, journal == Journal::Atomic, &mut rng),
             background_checkpoints: rng.chance(0.5),
         }
     }
@@ -157,6 +175,12 @@ struct Sim {
     step: u64,
     trace: Trace,
     report: SeedReport,
+    /// The pipe on this disk was created (opens from now on require it: `Create::Never`).
+    created: bool,
+    /// Media faults seen on the current disk, per file (to notice new ones after each step).
+    media_seen: [u64; 2],
+    /// Faults fired on the current disk, by kind, at the last look.
+    media_fired: [u64; Fault::COUNT],
 }
 
 /// Runs one seed.
@@ -189,6 +213,9 @@ pub fn run_seed(seed: u64, options: &SimOptions) -> Result<SeedReport, SimFailur
             recent: VecDeque::new(),
         },
         report: SeedReport::default(),
+        created: false,
+        media_seen: [0; 2],
+        media_fired: [0; Fault::COUNT],
     };
     // A panic anywhere (the core, the oracle) is a failure of this seed, with its trace.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run()));
@@ -224,12 +251,15 @@ impl Sim {
         self.disk.set_faults(faults);
         for _ in 0..self.options.steps {
             self.tick();
+            self.disk.age();
+            self.note_media();
             self.maybe_crash();
             if self.disk.crashed() {
                 self.recover()?;
                 continue;
             }
             self.act()?;
+            self.note_media();
             if self.disk.crashed() {
                 self.recover()?;
             }
@@ -244,8 +274,35 @@ impl Sim {
             .expect("a pipe is open between recoveries")
     }
 
+    /// Tells the model about media faults that struck since the last look.
+    fn note_media(&mut self) {
+        let fired = self.disk.fired();
+        for file in [DATA_FILE, JOURNAL_FILE] {
+            let count = self.disk.media_faults(file);
+            if count > self.media_seen[file] {
+                self.media_seen[file] = count;
+                self.model.media_struck(file == JOURNAL_FILE, self.step);
+                let kinds: Vec<&str> = (Fault::MEDIA.iter())
+                    .filter(|f| fired[f.index()] > self.media_fired[f.index()])
+                    .map(|f| f.name())
+                    .collect();
+                let name = if file == JOURNAL_FILE {
+                    "journal"
+                } else {
+                    "data file"
+                };
+                self.trace.record(
+                    self.step,
+                    format!("media fault in the {name}: {}", kinds.join(", ")),
+                );
+            }
+        }
+        self.media_fired = fired;
+    }
+
     fn tick(&mut self) {
         self.step += 1;
+        self.model.set_step(self.step);
         let elapsed = 1_000 + self.schedule.below(50_000) + self.disk.take_latency_ns();
         self.now = Instant::from_nanos(self.now.as_nanos() + elapsed);
     }
@@ -333,7 +390,9 @@ impl Sim {
     }
 
     /// Power loss (unless the disk already crashed), then reopen and check what survived. A
-    /// crash armed during the reopen strikes recovery itself; recovery is retried.
+    /// crash armed during the reopen strikes recovery itself; recovery is retried. Damage
+    /// reported at the open (only where media faults struck) ends this disk's story: the run
+    /// goes on over a fresh one.
     fn recover(&mut self) -> Result<(), Violation> {
         if self.pipe.is_some() && !self.disk.crashed() {
             self.disk.crash();
@@ -353,18 +412,23 @@ impl Sim {
             } else if crash_rate > 0.0 && self.schedule.chance(0.3) {
                 self.disk.arm_crash(self.schedule.below(3) as u32);
             }
-            match self.open_pipe() {
+            let opened = self.open_pipe();
+            self.note_media();
+            match opened {
                 Ok(pipe) => {
-                    self.disk.restart();
-                    if faults.is_some() {
-                        self.disk.set_faults(faults);
-                    }
-                    return self.check_recovered(pipe);
+                    self.created = true;
+                    return self.check_recovered(pipe, faults);
                 }
                 Err(_) if self.disk.crashed() => {
                     self.report.crashes += 1;
                     self.report.recovery_crashes += 1;
                     self.trace.record(self.step, "crash during recovery".into());
+                }
+                Err(e) if self.model.damage_reported(&e, attempt == FAULTY_ATTEMPTS)? => {
+                    self.report.damage_reported.at_open += 1;
+                    self.trace
+                        .record(self.step, format!("damage reported at open: {e}"));
+                    return self.restore(faults.or_else(|| self.disk.take_faults()));
                 }
                 Err(e) if attempt < FAULTY_ATTEMPTS => {
                     self.report.recovery_errors += 1;
@@ -377,9 +441,39 @@ impl Sim {
         Err("recovery did not finish".into())
     }
 
-    /// Opens the pipe over the disk's data file (and journal file in `Journal::Atomic`).
+    /// After damage reported at an open: a fresh disk (as a user restores a backup), a new
+    /// pipe on it and a model of it, the faults as they were.
+    fn restore(&mut self, faults: Option<(FaultPlan, SimRng)>) -> Result<(), Violation> {
+        let disk = Arc::new(SimDisk::new(self.scenario.sector_size));
+        disk.set_crash_rng(SimRng::stream(self.seed ^ self.step, Stream::Crash));
+        disk.set_bug(self.options.store_bug);
+        self.disk = disk;
+        self.media_seen = [0; 2];
+        self.media_fired = [0; Fault::COUNT];
+        self.created = false;
+        self.model = Model::new(
+            0,
+            self.scenario.config.chunk_size as usize,
+            self.scenario.config.journal,
+        );
+        self.model.set_step(self.step);
+        let pipe = self
+            .open_pipe()
+            .map_err(|e| format!("a fresh disk did not open: {e}"))?;
+        self.created = true;
+        self.check_recovered(pipe, faults)
+    }
+
+    /// Opens the pipe over the disk's data file (and journal file in `Journal::Atomic`):
+    /// creates it the first time, and from then on requires it to exist, as a file backend's
+    /// metadata would.
     fn open_pipe(&self) -> Result<SimPipe, Error> {
-        let config = self.scenario.config;
+        let create = if self.created {
+            Create::Never
+        } else {
+            Create::New
+        };
+        let config = self.scenario.config.with_create(create);
         let data = SimStore::file(Arc::clone(&self.disk), DATA_FILE);
         match config.journal {
             Journal::Off => Pipe::new(data, config),
@@ -391,14 +485,53 @@ impl Sim {
         }
     }
 
-    fn check_recovered(&mut self, pipe: SimPipe) -> Result<(), Violation> {
+    /// Checks what a reopened pipe holds, with faults off (`faults`, taken for the last
+    /// attempt, go back on afterwards). `Journal::Atomic` is read through the pipe, which
+    /// reports damaged chunks; `Journal::Off` keeps no checksums, so its file is read as it is.
+    fn check_recovered(
+        &mut self,
+        pipe: SimPipe,
+        faults: Option<(FaultPlan, SimRng)>,
+    ) -> Result<(), Violation> {
+        self.disk.restart();
+        let faults = faults.or_else(|| self.disk.take_faults());
         let chunk = self.scenario.config.chunk_size as usize;
         let len_chunks = pipe.len_chunks();
         self.model.set_recovered_epoch(pipe.durable_epoch());
+        self.model
+            .set_journal_image(&self.disk.cached_bytes(JOURNAL_FILE, 0, usize::MAX >> 1));
         let disk = &self.disk;
-        self.model.recovered(len_chunks, chunk, |c| {
-            disk.cached_bytes(DATA_FILE, c as usize * chunk, chunk)
-        })?;
+        let checked = if self.scenario.config.journal == Journal::Atomic {
+            let model = &self.model;
+            let mut reported = 0;
+            let mut read = |c: u64| match pipe.read(c, 1) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if model.damage_reported(&e, true)? => {
+                    reported += 1;
+                    Ok(None)
+                }
+                Err(e) => Err(format!("reading chunk {c} after recovery failed: {e}")),
+            };
+            let found = (0..len_chunks)
+                .map(&mut read)
+                .collect::<Result<Vec<_>, _>>();
+            self.report.damage_reported.at_read += reported;
+            let mut found = found?.into_iter();
+            self.model
+                .recovered(len_chunks, chunk, |_| Ok(found.next().flatten()))
+        } else {
+            self.model.recovered(len_chunks, chunk, |c| {
+                Ok(Some(disk.cached_bytes(
+                    DATA_FILE,
+                    c as usize * chunk,
+                    chunk,
+                )))
+            })
+        };
+        if faults.is_some() {
+            self.disk.set_faults(faults);
+        }
+        self.report.newest_record_losses += u64::from(checked?);
         self.model.resize(len_chunks);
         self.report.recoveries += 1;
         self.trace

@@ -135,7 +135,8 @@ impl Client {
         }
     }
 
-    /// Errors a correct pipe gives: failures after poisoning, closing, or store read errors.
+    /// Errors a correct pipe gives: failures after poisoning, closing, store read errors, and
+    /// reads that report media damage (where media faults struck).
     fn expected_error(
         &mut self,
         op: &Operation,
@@ -146,6 +147,10 @@ impl Client {
         match e {
             Error::Poisoned(_) if pipe.poisoned().is_some() => Ok(format!("{op:?} -> poisoned")),
             Error::Closed => Ok(format!("{op:?} -> closed")),
+            Error::Corrupt(damage) if matches!(op, Operation::Read { .. }) => {
+                model.damage_reported(&e, false)?;
+                Ok(format!("{op:?} -> damage reported: {damage}"))
+            }
             Error::Store(s)
                 if matches!(op, Operation::Read { .. }) && s.op == chunkpipe_core::Op::Read =>
             {

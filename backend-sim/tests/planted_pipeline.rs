@@ -9,13 +9,16 @@
 //! - `reuse_unfreed_half`, `checkpoint_before_apply`: checkpoints that do not cover what they
 //!   claim (Atomic only): appends overwrite records no checkpoint covered, or a checkpoint's
 //!   data sync runs before the batches it covers are written in place.
+//! - `damage_as_torn_tail`: recovery takes a damaged record followed by later ones for a torn
+//!   tail and quietly drops acknowledged batches (Atomic only): caught by the media faults.
 #![cfg(any(
     chunkpipe_planted = "publish_before_sync",
     chunkpipe_planted = "release_after_failure",
     chunkpipe_planted = "apply_before_journal",
     chunkpipe_planted = "unchecked_payload",
     chunkpipe_planted = "reuse_unfreed_half",
-    chunkpipe_planted = "checkpoint_before_apply"
+    chunkpipe_planted = "checkpoint_before_apply",
+    chunkpipe_planted = "damage_as_torn_tail"
 ))]
 
 use chunkpipe_core::Journal;

@@ -173,6 +173,11 @@ fn print_summary(report: &CampaignReport, args: &SimArgs, wall: std::time::Durat
         report.torn_chunks, report.torn_transactions
     );
     println!(
+        "  media damage reported: {} at reads, {} at opens; newest batches lost where the journal \
+         holds no trace of them (no log can tell those from a torn tail): {}",
+        report.damage_at_read, report.damage_at_open, report.newest_record_losses
+    );
+    println!(
         "  wall {:.2} s ({per_min:.0} seeds/min), simulated {:.1} s ({:.0}x wall time)",
         wall.as_secs_f64(),
         report.simulated.as_secs_f64(),

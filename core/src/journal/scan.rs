@@ -231,39 +231,30 @@ fn read_record<S: ChunkStore>(
 
 /// A valid record header that shows the log went on past `stop` — so the record at the stop
 /// was synced and acknowledged before it went bad, and the stop is damage, not a torn tail.
-/// Looks wherever a continuation could be: in the stop's half, from the stop (past the bad
-/// record there, when its length is known) for the length of the largest record a batch can
-/// make; and at the start of the other half, as far. Returns where it is.
+/// Looks through the whole record area: a continuation may lie anywhere after the stop (any
+/// number of damaged records may come between it and the next sound one), in the other half,
+/// or — carried there by a misdirected write — even before it. That is one sequential read of
+/// the journal, when it opens. Returns where it is.
 ///
-/// Evidence is a header of this journal (id) that decodes, passes its checksum and names an
-/// epoch at least the one expected at the stop, in a lap no older than the stop's, of the
-/// half's parity; in the other half, only a later lap counts.
+/// Evidence is a header of this journal (id) that decodes and passes its checksum and is later
+/// than the stop: in the stop's own lap, a later epoch than the one expected there (never the
+/// damaged record's own header); in a later lap (the other half, a lap a stale superblock does
+/// not know), that epoch or a later one. Nothing a crash leaves qualifies: laps only grow (every
+/// recovery starts a new one), a lap's records have growing epochs, and no record is appended
+/// before the one ahead of it is synced.
 pub(crate) fn later_record<S: ChunkStore>(
     journal: &S,
     stop: Stop,
     bounds: Bounds,
     buffers: &mut ScanBuffers<'_>,
 ) -> Result<Option<Place>, Error> {
-    let chunk_size = buffers.chunk.len() as u64;
-    let reach = format::record_bytes(bounds.max_chunks, chunk_size) + RECORD_ALIGN;
     let place = stop.place;
-    let skip = match stop.bad {
-        Some((_, Some(len))) => len,
-        Some((_, None)) => RECORD_ALIGN,
-        None => 0,
+    let later = |lap: u64, epoch: Epoch| {
+        (lap == place.lap && epoch > place.expected) || (lap > place.lap && epoch >= place.expected)
     };
-    let other = place.other_half(bounds.journal_bytes);
-    for (from, oldest_lap) in [(place.at + skip, place.lap), (other.at, other.lap)] {
-        let (_, half_end) = format::half_range(bounds.journal_bytes, (oldest_lap % 2) as usize);
-        let end = from.saturating_add(reach).min(half_end);
-        let found = find_header(journal, (from, end), bounds, buffers, |lap, epoch| {
-            lap >= oldest_lap && lap % 2 == oldest_lap % 2 && epoch >= place.expected
-        })?;
-        if found.is_some() {
-            return Ok(found);
-        }
-    }
-    Ok(None)
+    let (start, _) = format::half_range(bounds.journal_bytes, 0);
+    let (_, end) = format::half_range(bounds.journal_bytes, 1);
+    find_header(journal, (start, end), bounds, buffers, later)
 }
 
 /// The first 512-aligned offset in `from..end` holding a header of this journal that passes
