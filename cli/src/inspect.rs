@@ -230,7 +230,7 @@ pub fn recover(args: &RecoverArgs) -> Result<(), String> {
         ),
         e => format!("{}: {e}", path.display()),
     })?;
-    match pipe.pipe().recovery() {
+    match pipe.recovery() {
         None => println!("recovery: none (journal off): the data file is all there is"),
         Some(report) => {
             println!(

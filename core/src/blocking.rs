@@ -45,6 +45,14 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
         &self.pipe
     }
 
+    /// What recovery found and did when the pipe was opened (`Journal::Atomic`): records
+    /// replayed, a torn tail dropped, a superblock copy rewritten, and with
+    /// [`Recovery::PointInTime`](crate::Recovery) the damage and the epochs dropped; see
+    /// [`Pipe::recovery`].
+    pub fn recovery(&self) -> Option<crate::RecoveryReport> {
+        self.pipe.recovery()
+    }
+
     /// Waits until `poll` is ready, re-polling after every `progress` notification.
     fn wait_for<T>(&self, mut poll: impl FnMut() -> Poll<T>) -> T {
         loop {

@@ -43,6 +43,12 @@
 //!   absent, and epochs continue across reopens; [`journal`] documents the on-disk format. In
 //!   [`Journal::Off`] a crash may tear chunks and transactions (only what a `sync` covered is
 //!   durable, at sector granularity) and a reopened pipe starts again at epoch 1.
+//! - Damage is never repaired quietly: a crash leaves at most a torn tail (the last append,
+//!   never acknowledged), which recovery drops; anything else wrong on disk is
+//!   [`Error::Corrupt`] naming the store and offset — at open, or (a chunk that does not match
+//!   its checksum) at the read. [`Recovery::PointInTime`] opens a damaged journal anyway and
+//!   reports the epochs it dropped ([`Pipe::recovery`]). [`Create`] says whether opening may
+//!   create the pipe; an existing one is never created again.
 //!
 //! # Features
 //!

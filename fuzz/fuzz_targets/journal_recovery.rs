@@ -1,6 +1,6 @@
 //! Recovery and inspection over an arbitrary journal image: opening a pipe must replay a valid
-//! prefix or refuse with an error, never panic; inspection likewise. A pipe that opens must then
-//! work: a write becomes durable and reads back.
+//! prefix or refuse with an error (damage, a mismatch), never panic; inspection likewise. A
+//! pipe that opens must then work: a write becomes durable and reads back.
 #![no_main]
 
 use chunkpipe_core::journal::inspect_journal;
@@ -19,8 +19,10 @@ fuzz_target!(|image: &[u8]| {
     let journal = MemStore::new();
     journal.grow(image.len() as u64).unwrap();
     journal.write_at(0, &[image]).unwrap();
-    let _ = inspect_journal(&journal, CHUNK, 8, true);
-    let Ok(pipe) = Pipe::with_journal(MemStore::new(), journal, config) else {
+    let data = MemStore::new();
+    data.grow(8 * u64::from(CHUNK)).unwrap();
+    let _ = inspect_journal(&journal, &data, CHUNK, true);
+    let Ok(pipe) = Pipe::with_journal(data, journal, config) else {
         return;
     };
     let epoch = pipe.try_write(3, &[7; CHUNK as usize]).unwrap();

@@ -98,7 +98,7 @@
 //! Conversely, a valid record of a later epoch (or a later lap) anywhere a continuation of the
 //! log could be — after the stop in its half, up to the largest record a batch can make, or at
 //! the start of the other half — proves that the record at the stop was synced and
-//! acknowledged before it went bad: that is damage ([`Error::Corrupt`](crate::Error::Corrupt),
+//! acknowledged before it went bad: that is damage ([`Error::Corrupt`],
 //! naming the stop's offset), not a torn tail. The same holds for a stale superblock (a lost or
 //! damaged write of the newest copy): the records of laps it does not know are the evidence.
 //!

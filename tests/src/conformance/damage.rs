@@ -77,7 +77,7 @@ pub fn one_damaged_superblock_copy_is_enough_to_open<H: Harness>(h: &H) {
         thirty_two_acknowledged_writes(h);
         h.patch_journal(damaged * SUPERBLOCK_BYTES, b"XXXX");
         let pipe = h.open(no_idle_checkpoint(0)).unwrap();
-        let report = pipe.pipe().recovery().unwrap();
+        let report = pipe.recovery().unwrap();
         assert!(report.superblock_repaired, "copy {damaged}: {report:?}");
         let bytes = pipe.read(0, WRITES).unwrap();
         let values: Vec<u64> = bytes.chunks(CHUNK).map(value_of).collect();
@@ -132,7 +132,7 @@ fn damaged_record_17<H: Harness>(h: &H, where_: impl Fn(usize, usize) -> usize) 
     );
     let lossy = no_idle_checkpoint(0).with_recovery(Recovery::PointInTime);
     let pipe = h.open(lossy).unwrap();
-    let report = pipe.pipe().recovery().unwrap();
+    let report = pipe.recovery().unwrap();
     let dropped = report.dropped.expect("the dropped epochs are reported");
     assert_eq!((dropped.first, dropped.last), (epoch, journal[31].2));
     assert_eq!(dropped.damage.offset, at as u64);
@@ -277,7 +277,7 @@ pub fn a_record_of_more_than_256_chunks_is_replayed_after_a_crash<H: Harness>(h:
     let read = pipe.read(3, BIG).unwrap();
     let values: Vec<u64> = read.chunks(CHUNK).map(value_of).collect();
     assert_eq!(values, (1000..1000 + BIG).collect::<Vec<_>>());
-    assert_eq!(pipe.pipe().recovery().unwrap().replayed, 1);
+    assert_eq!(pipe.recovery().unwrap().replayed, 1);
     pipe.close().unwrap();
 }
 

@@ -145,7 +145,7 @@ pub fn a_torn_last_record_is_not_replayed<H: Harness>(h: &H) {
         [10, 2, 3, 4],
         "the torn batch is absent, all three of its chunks"
     );
-    let report = pipe.pipe().recovery().unwrap();
+    let report = pipe.recovery().unwrap();
     assert_eq!((report.replayed, report.torn_tail), (1, true));
     assert_eq!(report.dropped, None, "a torn tail is not damage");
     pipe.close().unwrap();
@@ -172,7 +172,7 @@ pub fn a_damaged_record_followed_by_a_valid_one_is_damage<H: Harness>(h: &H) {
     assert_damage(h.open(no_idle_checkpoint(0)), damage);
     let lossy = no_idle_checkpoint(0).with_recovery(Recovery::PointInTime);
     let pipe = h.open(lossy).unwrap();
-    let report = pipe.pipe().recovery().unwrap();
+    let report = pipe.recovery().unwrap();
     let dropped = report.dropped.expect("the damage is reported");
     assert_eq!((dropped.first, dropped.last), (epoch, journal[2].2));
     assert_eq!(
