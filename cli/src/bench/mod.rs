@@ -259,7 +259,7 @@ fn run_rows(
                 .map(|&i| (i, Vec::new()))
                 .collect();
         if matches!(spec.workload, Workload::W3 { .. }) {
-            files.warm_w3()?;
+            files.warm_w3(&implementations(spec.workload, selected), spec.workload)?;
         }
         for run in 0..runs {
             // Each run starts one implementation later and every other run goes backwards, so
@@ -284,16 +284,10 @@ fn run_rows(
     Ok(summaries)
 }
 
-/// The implementations a workload compares. Reads take the same path in both journal modes, so
-/// W3 measures one of them (and the shared W3 file keeps one mode in its `.meta`).
-fn implementations(workload: Workload, selected: &[Implementation]) -> Vec<Implementation> {
-    let w3 = matches!(workload, Workload::W3 { .. });
-    let reads_off = selected.contains(&Implementation::ChunkpipeOff);
-    selected
-        .iter()
-        .copied()
-        .filter(|i| !(w3 && reads_off && *i == Implementation::ChunkpipeAtomic))
-        .collect()
+/// The implementations a workload compares: all selected. (`Journal::Atomic` reads check every
+/// chunk against its checksum, `Journal::Off` reads do not, so W3 measures both.)
+fn implementations(_workload: Workload, selected: &[Implementation]) -> Vec<Implementation> {
+    selected.to_vec()
 }
 
 /// A row's result with the target's own counters.
@@ -336,8 +330,8 @@ fn measure_row(
     })
 }
 
-/// The data files: per implementation one small file for W1 and W4 and one large file for W2
-/// (writes; and each journal mode keeps its own `.meta`), one shared W3 file (reads only).
+/// The data files, per implementation (each journal mode keeps its own `.meta` and journal):
+/// one small file for W1, W4 and W5, one large file for W2 and one for W3.
 struct Files {
     dir: PathBuf,
     w2_chunks: u64,
@@ -380,14 +374,22 @@ impl Files {
                 (self.dir.join(own("small")), SMALL_FILE_CHUNKS)
             }
             Workload::W2 => (self.dir.join(own("w2")), self.w2_chunks),
-            Workload::W3 { .. } => (self.dir.join("w3.dat"), self.w3_chunks),
+            Workload::W3 { .. } => (self.dir.join(own("w3")), self.w3_chunks),
         }
     }
 
-    /// Reads the W3 file once so that its pages are in the cache right before read rows.
-    fn warm_w3(&self) -> Result<(), String> {
-        let mut file = File::open(self.dir.join("w3.dat")).map_err(|e| e.to_string())?;
-        std::io::copy(&mut file, &mut std::io::sink()).map_err(|e| e.to_string())?;
+    /// Reads the W3 files of `implementations` once so that their pages are in the cache right
+    /// before read rows.
+    fn warm_w3(
+        &self,
+        implementations: &[Implementation],
+        workload: Workload,
+    ) -> Result<(), String> {
+        for &implementation in implementations {
+            let (path, _) = self.for_row(implementation, workload);
+            let mut file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::io::copy(&mut file, &mut std::io::sink()).map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 }

@@ -73,7 +73,7 @@ pub(crate) fn open<S: ChunkStore>(
         _ => return create(data, journal, config, buffers),
     };
     check_fits(&superblock, config)?;
-    recover(data, journal, superblock, config, buffers).map(|mut opened| {
+    recover(data, journal, superblock, config, buffers, Adopt(false)).map(|mut opened| {
         opened.report.superblock_repaired = repaired;
         opened
     })
@@ -182,12 +182,33 @@ fn create<S: ChunkStore>(
     buffers: &mut ScanBuffers<'_>,
 ) -> Result<Opened, Error> {
     let chunk_bytes = config.chunk_bytes();
+    let adopted = data.len()? > 0;
     data.grow(config.initial_chunks * chunk_bytes)?;
     let data_chunks = data.len()? / chunk_bytes;
     let superblock = JournalLog::format(journal, config, data_chunks, buffers.chunk)?;
-    let mut opened = recover(data, journal, superblock, config, buffers)?;
+    let adopt = Adopt(adopted);
+    let mut opened = recover(data, journal, superblock, config, buffers, adopt)?;
     opened.report.created = true;
     Ok(opened)
+}
+
+/// Whether a pipe is being created over a data store that already holds bytes (a plain file
+/// adopted as it is): its checksum table must then be read off the data, not assumed zero.
+#[derive(Clone, Copy)]
+struct Adopt(bool);
+
+/// Sets the table entry of every chunk of `data` from its bytes.
+fn adopt_all<S: ChunkStore>(
+    data: &S,
+    chunk: &mut [u8],
+    table: &mut ChecksumTable,
+) -> Result<(), Error> {
+    let chunk_bytes = chunk.len() as u64;
+    for index in 0..table.len() {
+        data.read_at(index * chunk_bytes, &mut [&mut *chunk])?;
+        table.set(index, super::table::chunk_crc(chunk));
+    }
+    Ok(())
 }
 
 /// Recovery: checks the stores' lengths and the checksum table, replays every valid record
@@ -202,6 +223,7 @@ fn recover<S: ChunkStore>(
     superblock: Superblock,
     config: &Config,
     buffers: &mut ScanBuffers<'_>,
+    adopt: Adopt,
 ) -> Result<Opened, Error> {
     // The superblock just read may sit in the cache without being durable (its sync failed in
     // an earlier process, which dropped the page while readers still see it). Everything below
@@ -227,6 +249,9 @@ fn recover<S: ChunkStore>(
         )?),
         None => None,
     };
+    if let (Adopt(true), Some(table)) = (adopt, table.as_mut()) {
+        adopt_all(data, buffers.chunk, table)?;
+    }
     let bounds = Bounds {
         id: superblock.id,
         journal_bytes: superblock.journal_bytes,
