@@ -20,9 +20,8 @@ pub struct CampaignReport {
     pub recovery_errors: u64,
     /// Recoveries checked.
     pub recoveries: u64,
-    /// `checkpoint_step` calls beside the flusher that did work (wrote published batches in
-    /// place or took a checkpoint).
-    pub checkpointer_steps: u64,
+    /// `background_step` calls that had something to wake.
+    pub background_steps: u64,
     /// Faults fired per kind.
     pub fired: [u64; Fault::COUNT],
     /// Oracle checks.
@@ -50,7 +49,7 @@ impl CampaignReport {
         self.crashes += seed.crashes;
         self.recovery_crashes += seed.recovery_crashes;
         self.recovery_errors += seed.recovery_errors;
-        self.checkpointer_steps += seed.checkpointer_steps;
+        self.background_steps += seed.background_steps;
         self.recoveries += seed.recoveries;
         for (total, n) in self.fired.iter_mut().zip(seed.fired) {
             *total += n;
@@ -71,7 +70,7 @@ impl CampaignReport {
         self.crashes += other.crashes;
         self.recovery_crashes += other.recovery_crashes;
         self.recovery_errors += other.recovery_errors;
-        self.checkpointer_steps += other.checkpointer_steps;
+        self.background_steps += other.background_steps;
         self.recoveries += other.recoveries;
         for (total, n) in self.fired.iter_mut().zip(other.fired) {
             *total += n;

@@ -1,8 +1,9 @@
 //! The runner: one seed is one scenario, run step by step on virtual time.
 //!
 //! Each step advances the clock, maybe strikes a crash (now, or armed to hit a few I/O points
-//! later: in the middle of a flush step or of recovery), then lets the scheduler pick one actor
-//! — the flusher (`flush_step`) or a client — and checks the oracle. A crash drops the pipe as a
+//! later: in the middle of a step or of recovery), then lets the scheduler pick one actor — the
+//! committer (`flush_step`), the background (`background_step`) or a client — and checks the
+//! oracle. A crash drops the pipe as a
 //! power loss would, reopens the store (recovery), and checks what survived. The run ends with a
 //! quiet phase (faults off: every wait must resolve within a bounded number of flush steps) and
 //! a close followed by a crash (everything acknowledged must be durable).
@@ -55,9 +56,9 @@ pub struct SeedReport {
     pub recovery_crashes: u64,
     /// Recoveries that failed on an injected I/O error and were retried.
     pub recovery_errors: u64,
-    /// `checkpoint_step` calls beside the flusher that did work (wrote published batches in
-    /// place or took a checkpoint).
-    pub checkpointer_steps: u64,
+    /// `background_step` calls that had something to wake (a batch in place that a writer
+    /// waited for, a sync, a commit, a settled close).
+    pub background_steps: u64,
     /// Recoveries (reopen + check).
     pub recoveries: u64,
     /// Faults fired, indexed by [`Fault::index`].
@@ -107,9 +108,10 @@ struct Scenario {
     sector_size: usize,
     clients: usize,
     plan: FaultPlan,
-    /// A checkpointer runs `checkpoint_step` beside the flusher (else the flush step takes
-    /// every checkpoint, or with `Journal::Off` every sync, itself).
-    background_checkpoints: bool,
+    /// The chance that a step is the background's: it keeps up with the commits, or falls
+    /// behind them (then commits write batches in place and checkpoint themselves, and
+    /// `Journal::Off` batches wait for a sync longer).
+    background_share: f64,
 }
 
 impl Scenario {
@@ -137,7 +139,7 @@ impl Scenario {
             sector_size: rng.pick(&[512, 4096]),
             clients: 1 + rng.below(6) as usize,
             plan: FaultPlan::draw_for_seed(options.profile, journal == Journal::Atomic, &mut rng),
-            background_checkpoints: rng.chance(0.5),
+            background_share: rng.pick(&[0.01, 0.05, 0.2]),
         }
     }
 }
@@ -325,14 +327,14 @@ impl Sim {
         }
     }
 
-    /// The scheduler picks the flusher or one client for this step.
+    /// The scheduler picks the committer, the background or one client for this step.
     fn act(&mut self) -> Result<(), Violation> {
         // A grow finished by a flush step lets every client use the new chunks at once.
         self.model.resize(self.pipe().len_chunks());
         if self.schedule.chance(0.3) {
             self.flush()?;
-        } else if self.scenario.background_checkpoints && self.schedule.chance(0.2) {
-            self.checkpoint()?;
+        } else if self.schedule.chance(self.scenario.background_share) {
+            self.background()?;
         } else {
             let i = self.schedule.below(self.clients.len() as u64) as usize;
             let pipe = self
@@ -364,28 +366,22 @@ impl Sim {
         }
     }
 
-    /// One checkpoint step, checked. `Journal::Atomic`: it never publishes, and a failed one
-    /// must poison. `Journal::Off`: it syncs batches the flush step wrote in place, so it
-    /// publishes — and is checked like a flush step.
-    fn checkpoint(&mut self) -> Result<(), Violation> {
+    /// One background step, checked like a flush step (it may publish: the `Journal::Off` sync
+    /// of batches in place, a commit of a batch nobody led).
+    fn background(&mut self) -> Result<(), Violation> {
         let before = self.pipe().durable_epoch();
-        let result = self.pipe().checkpoint_step(self.now);
+        let result = self.pipe().background_step(self.now);
         let after = self.pipe().durable_epoch();
         self.trace
-            .record(self.step, format!("checkpoint -> {result:?}"));
-        let journaled = self.scenario.config.journal == Journal::Atomic;
-        if journaled && after != before {
-            return Err("checkpoint_step changed the durable epoch".into());
-        }
+            .record(self.step, format!("background -> {result:?}"));
         self.model.observe_durable(after)?;
         match result {
-            Ok(did_work) => {
-                self.report.checkpointer_steps += u64::from(did_work);
+            Ok(wake) => {
+                self.report.background_steps += u64::from(wake.progressed());
                 Ok(())
             }
-            Err(Error::Poisoned(_)) if journaled && self.pipe().poisoned().is_some() => Ok(()),
             Err(Error::Poisoned(_)) => self.model.flush_failed(before, after),
-            Err(e) => Err(format!("checkpoint_step failed with {e}, not a poisoning")),
+            Err(e) => Err(format!("background_step failed with {e}, not a poisoning")),
         }
     }
 
@@ -544,7 +540,7 @@ impl Sim {
     }
 
     /// Faults off, no new operations: every outstanding wait must resolve within a bounded
-    /// number of flush steps (and checkpoint steps, where a checkpointer runs): liveness.
+    /// number of flush and background steps: liveness.
     fn quiet_phase(&mut self) -> Result<(), Violation> {
         self.disk.set_faults(None);
         if self.disk.crashed() {
@@ -560,11 +556,7 @@ impl Sim {
             let delay = self.scenario.config.max_batch_delay;
             self.now = self.now.saturating_add(delay);
             self.flush()?;
-            if self.scenario.background_checkpoints {
-                // The checkpointer keeps running too: it writes published batches in place,
-                // which frees the staging blocked writers wait for.
-                self.checkpoint()?;
-            }
+            self.background()?;
             self.model.resize(self.pipe().len_chunks());
             for i in 0..self.clients.len() {
                 let pipe = self
@@ -595,6 +587,7 @@ impl Sim {
             }
             self.tick();
             self.flush()?;
+            self.background()?;
             closed = self.pipe().try_close();
         }
         match closed {
@@ -603,7 +596,7 @@ impl Sim {
             }
             std::task::Poll::Ready(_) => {}
             std::task::Poll::Pending => {
-                return Err("close did not finish within 4 quiet flush steps".into());
+                return Err("close did not finish within 4 quiet rounds of steps".into());
             }
         }
         self.trace.record(self.step, format!("closed: {closed:?}"));

@@ -121,6 +121,8 @@ impl Client {
         match outcome {
             Ok(Some(epoch)) => {
                 if op == Operation::Sync || rng.chance(0.5) {
+                    // As a blocking waiter does: ask for it, then wait.
+                    pipe.request_durable(epoch);
                     self.state = ClientState::Waiting(epoch);
                 }
                 Ok(format!("{op:?} -> {epoch}"))

@@ -154,14 +154,14 @@ fn print_summary(report: &CampaignReport, args: &SimArgs, wall: std::time::Durat
         report.seeds, args.faults, args.steps, args.jobs
     );
     println!(
-        "  steps {}, crashes {} ({} during recovery), recoveries {} ({} retried after an I/O error), oracle checks {}, checkpointer steps that did work {}",
+        "  steps {}, crashes {} ({} during recovery), recoveries {} ({} retried after an I/O error), oracle checks {}, background steps that woke someone {}",
         report.steps,
         report.crashes,
         report.recovery_crashes,
         report.recoveries,
         report.recovery_errors,
         report.checks,
-        report.checkpointer_steps
+        report.background_steps
     );
     let fired: Vec<String> = Fault::ALL
         .iter()

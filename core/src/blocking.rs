@@ -1,42 +1,56 @@
-//! The blocking API: loops over the non-blocking [`Pipe`] calls that wait on a [`Signal`].
+//! The blocking API: loops over the non-blocking [`Pipe`] calls, with leader/follower group
+//! commit.
 //!
-//! Three event counts connect the threads. `work` wakes the flusher when a write, commit, grow,
-//! sync or close gives it something to do. `progress` wakes everyone else when the flusher
-//! publishes an epoch, frees staging, finishes a grow or poisons the pipe (and when a reader
-//! frees staging). `checkpoint` wakes the checkpointer when a published batch waits to be
-//! written in place or appends leave a half of the journal (`Journal::Atomic`), when batches
-//! written in place wait for their sync (`Journal::Off`), or on close. The checkpointer sleeps
-//! without a deadline while nothing is owed (times an idle checkpoint once one is); the
-//! flusher, which wakes every `flush_interval` anyway, wakes it for work nobody announced. Every
-//! wait follows the token protocol of [`Signal`], so a wake-up between a check and a wait is
-//! never lost.
+//! A thread that must wait for durability — [`wait`](BlockingPipe::wait), a
+//! [`sync`](BlockingPipe::sync), a writer short of staging, a grow, a close — first looks
+//! whether a commit runs. If none does, it runs one itself ([`Pipe::flush_step`]): it commits
+//! for everyone staged so far, and writers that arrive meanwhile form the next batch. If one
+//! runs, it waits for it. So an uncontended write costs no thread hand-off at all, and under
+//! contention each commit carries everyone who arrived during the last one.
+//!
+//! Two event counts connect the threads, and every notification follows from a step's
+//! [`Wake`]: `progress` wakes whoever waits on an epoch, on staging, on a grow or a close, when
+//! a step made one of those ready (or the pipe was poisoned); `background` wakes the background
+//! runner when a step left it work, or when a write opens a batch while it idles. Every wait
+//! follows the token protocol of [`Signal`], so a wake-up between a check and a wait is never
+//! lost.
+
+use core::task::Poll;
 
 use crate::{
-    ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, Signal, StepReport, Transaction,
+    ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, RecoveryReport, Signal,
+    Transaction, Wake,
 };
-use core::task::Poll;
 
 /// A [`Pipe`] with blocking calls, a clock and the signals that connect its threads.
 ///
-/// Some thread must run [`run_flusher`](BlockingPipe::run_flusher) (the std feature's
-/// [`ThreadedPipe`](crate::ThreadedPipe) starts one), or calls that wait will wait forever.
+/// Some thread must run [`run_background`](BlockingPipe::run_background) (the std feature's
+/// [`ThreadedPipe`](crate::ThreadedPipe) starts one): it writes published batches in place and
+/// checkpoints (`Journal::Atomic`), and syncs what nobody waits for (`Journal::Off`); without it
+/// writes wait for staging forever.
 pub struct BlockingPipe<'a, S, C, G> {
     pipe: Pipe<'a, S>,
     clock: C,
-    work: G,
     progress: G,
-    checkpoint: G,
+    background: G,
+}
+
+/// What trying to lead a commit came to.
+enum Led {
+    /// This thread ran the flush step; it made `Wake` ready.
+    Ran(Wake),
+    /// Another thread runs a commit: it notifies `progress` when it publishes (or fails).
+    Busy,
 }
 
 impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
-    /// Wraps `pipe`; `work`, `progress` and `checkpoint` are three independent signals.
-    pub fn new(pipe: Pipe<'a, S>, clock: C, [work, progress, checkpoint]: [G; 3]) -> Self {
+    /// Wraps `pipe`; `progress` and `background` are two independent signals.
+    pub fn new(pipe: Pipe<'a, S>, clock: C, [progress, background]: [G; 2]) -> Self {
         BlockingPipe {
             pipe,
             clock,
-            work,
             progress,
-            checkpoint,
+            background,
         }
     }
 
@@ -49,49 +63,95 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     /// replayed, a torn tail dropped, a superblock copy rewritten, and with
     /// [`Recovery::PointInTime`](crate::Recovery) the damage and the epochs dropped; see
     /// [`Pipe::recovery`].
-    pub fn recovery(&self) -> Option<crate::RecoveryReport> {
+    pub fn recovery(&self) -> Option<RecoveryReport> {
         self.pipe.recovery()
     }
 
-    /// Waits until `poll` is ready, re-polling after every `progress` notification.
-    fn wait_for<T>(&self, mut poll: impl FnMut() -> Poll<T>) -> T {
-        loop {
-            let token = self.progress.token();
-            if let Poll::Ready(value) = poll() {
-                return value;
-            }
-            self.progress.wait(token, None);
+    /// Wakes whom `wake` says to.
+    fn wake(&self, wake: Wake) {
+        if wake.waiters() {
+            self.progress.notify_all();
+        }
+        if wake.background {
+            self.background.notify_all();
         }
     }
 
-    /// Retries `attempt` while it returns `WouldBlock` (staging full).
-    fn retry_blocked<T>(&self, mut attempt: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
-        self.wait_for(|| match attempt() {
-            Err(Error::WouldBlock) => {
-                // The flusher frees staging; make sure it is awake.
-                self.work.notify_all();
-                Poll::Pending
+    /// Runs a commit if none runs.
+    fn lead(&self) -> Result<Led, Error> {
+        let unwinding = WakeAllOnUnwind(self);
+        let result = self.pipe.flush_step(self.clock.now());
+        core::mem::forget(unwinding);
+        match result {
+            Ok(wake) => {
+                self.wake(wake);
+                Ok(Led::Ran(wake))
             }
-            other => Poll::Ready(other),
-        })
+            Err(Error::WouldBlock) => Ok(Led::Busy),
+            Err(e) => {
+                // Poisoned: every waiter must learn it.
+                self.progress.notify_all();
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until `poll` is ready, leading commits meanwhile (see the module docs).
+    fn wait_for<T>(&self, mut poll: impl FnMut() -> Poll<Result<T, Error>>) -> Result<T, Error> {
+        loop {
+            let token = self.progress.token();
+            if let Poll::Ready(result) = poll() {
+                return result;
+            }
+            let deadline = match self.lead()? {
+                Led::Ran(wake) if wake.progressed() => continue,
+                // Nothing to commit yet (a batch held open for `max_batch_delay`), or nothing
+                // at all: what is awaited comes from a later step.
+                Led::Ran(_) => self.pipe.next_flush_at(self.clock.now()),
+                Led::Busy => None,
+            };
+            self.progress.wait(token, deadline);
+        }
+    }
+
+    /// Runs `attempt` until staging has room for it, making room meanwhile: a full pool is
+    /// freed by a commit (which this thread leads if none runs) and, with `Journal::Atomic`,
+    /// by the background writing the published batch in place.
+    fn with_room<T>(&self, mut attempt: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+        loop {
+            let token = self.progress.token();
+            match attempt() {
+                Err(Error::WouldBlock) => {}
+                other => return other,
+            }
+            let deadline = match self.lead()? {
+                Led::Ran(wake) if wake.progressed() => continue,
+                Led::Ran(_) => self.pipe.next_flush_at(self.clock.now()),
+                Led::Busy => None,
+            };
+            self.progress.wait(token, deadline);
+        }
     }
 
     /// Stages `data` at chunk `index` (waiting for staging space) and returns its epoch; see
-    /// [`Pipe::try_write`].
+    /// [`Pipe::try_write`]. Nothing is durable yet: [`wait`](Self::wait) on the epoch for that.
     ///
     /// # Errors
     /// As [`Pipe::try_write`], except `WouldBlock`.
     pub fn write(&self, index: u64, data: &[u8]) -> Result<Epoch, Error> {
-        let epoch = self.retry_blocked(|| self.pipe.try_write(index, data))?;
-        self.work.notify_all();
+        let (epoch, wake_background) = self.with_room(|| self.pipe.write_noting(index, data))?;
+        if wake_background {
+            self.background.notify_all();
+        }
         Ok(epoch)
     }
 
-    /// Waits until `epoch` is durable.
+    /// Waits until `epoch` is durable, committing it on this thread if no commit runs.
     ///
     /// # Errors
     /// [`Error::Poisoned`] if its batch or an earlier one failed; an epoch never handed out.
     pub fn wait(&self, epoch: Epoch) -> Result<(), Error> {
+        self.pipe.request_durable(epoch);
         self.wait_for(|| self.pipe.poll_durable(epoch))
     }
 
@@ -110,10 +170,10 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     /// # Errors
     /// As [`Pipe::transaction`], except `WouldBlock`.
     pub fn transaction(&self, max_chunks: u32) -> Result<BlockingTransaction<'_, 'a, S, G>, Error> {
-        let inner = self.retry_blocked(|| self.pipe.transaction(max_chunks))?;
+        let inner = self.with_room(|| self.pipe.transaction(max_chunks))?;
         Ok(BlockingTransaction {
             inner,
-            work: &self.work,
+            background: &self.background,
         })
     }
 
@@ -124,10 +184,7 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     pub fn sync(&self) -> Result<(), Error> {
         match self.pipe.request_sync()? {
             None => Ok(()),
-            Some(epoch) => {
-                self.work.notify_all();
-                self.wait(epoch)
-            }
+            Some(epoch) => self.wait_for(|| self.pipe.poll_durable(epoch)),
         }
     }
 
@@ -138,7 +195,6 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     /// As [`Pipe::request_grow`] and [`Pipe::poll_grow`].
     pub fn grow(&self, chunks: u64) -> Result<u64, Error> {
         let ticket: GrowTicket = self.pipe.request_grow(chunks)?;
-        self.work.notify_all();
         self.wait_for(|| self.pipe.poll_grow(&ticket))
     }
 
@@ -147,8 +203,8 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     /// # Errors
     /// As [`Pipe::read_into`].
     pub fn read_into(&self, index: u64, buf: &mut [u8]) -> Result<(), Error> {
-        let freed = self.pipe.read_reporting_freed(index, buf)?;
-        if freed > 0 {
+        // A read holds staging back while it runs; a writer short of staging waits for that.
+        if self.pipe.read_freeing(index, buf)? {
             self.progress.notify_all();
         }
         Ok(())
@@ -165,153 +221,86 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
         Ok(buf)
     }
 
-    /// Stops accepting writes, waits until everything accepted is durable and reports the last
-    /// error. The flusher loop ends once this has been called and the work is done.
+    /// Stops accepting writes, commits everything accepted, waits until it is durable (and,
+    /// with `Journal::Atomic`, in place and checkpointed) and reports the last error. The
+    /// background runner returns once this has been called and the work is done.
     ///
     /// # Errors
     /// [`Error::Poisoned`] if any batch failed.
     pub fn close(&self) -> Result<(), Error> {
         let _ = self.pipe.try_close();
-        self.work.notify_all();
-        self.checkpoint.notify_all();
+        self.background.notify_all();
         let result = self.wait_for(|| self.pipe.try_close());
-        self.checkpoint.notify_all();
+        self.background.notify_all();
         result
     }
 
-    /// The flusher: runs flush steps as long as there is work, sleeps on `work` otherwise (up to
-    /// `flush_interval`, or until `max_batch_delay` expires), and returns once the pipe is closed
-    /// and flushed, or poisoned and closed.
-    pub fn run_flusher(&self) {
+    /// The background runner: runs [`Pipe::background_step`] as long as it has work, sleeps on
+    /// `background` otherwise (until the next deadline it knows of, or until told), and returns
+    /// once the pipe is closed and settled, or poisoned and closed.
+    pub fn run_background(&self) {
         loop {
-            let token = self.work.token();
+            let token = self.background.token();
             let now = self.clock.now();
-            match self.pipe.step(now) {
-                Ok(report) if self.hand_on(&report, now) => continue,
-                Ok(_) | Err(Error::WouldBlock) => {}
-                // Poisoned: wake every waiter with the error, then idle until closed.
-                Err(_) => self.progress.notify_all(),
-            }
-            if self.pipe.try_close_if_closing().is_ready() {
-                self.progress.notify_all();
-                return;
-            }
-            let idle_until = now.saturating_add(self.pipe.config().flush_interval);
-            let deadline = self
-                .pipe
-                .next_flush_at(now)
-                .map_or(idle_until, |at| at.min(idle_until));
-            if deadline > now {
-                self.work.wait(token, Some(deadline));
-                if self.work.token() == token {
-                    self.wake_checkpointer_if_owed();
-                }
-            }
-        }
-    }
-
-    /// On a flusher round nobody woke it for: wakes the checkpointer if it has work that no
-    /// hand-on announced (a flush step that applied a batch itself, or one taken through
-    /// [`pipe`](Self::pipe), wakes no one), as the checkpointer sleeps until it is told.
-    fn wake_checkpointer_if_owed(&self) {
-        let now = self.clock.now();
-        if self
-            .pipe
-            .next_checkpoint_at(now)
-            .is_some_and(|at| at <= now)
-        {
-            self.checkpoint.notify_all();
-        }
-    }
-
-    /// After a flush step: wakes whom its report says to wake, and syncs here what the step
-    /// wrote in place if [`syncs_itself`] says so. Returns whether the flusher should look for
-    /// the batch that formed meanwhile at once.
-    fn hand_on(&self, report: &StepReport, now: Instant) -> bool {
-        if report.progressed() {
-            self.progress.notify_all();
-        }
-        if syncs_itself(report) {
-            if self
-                .pipe
-                .sync_step(now)
-                .is_ok_and(|published| published.is_some())
-            {
-                self.progress.notify_all();
-            }
-            return true;
-        }
-        if report.checkpoint_owed || report.apply_owed || report.sync_owed {
-            self.checkpoint.notify_all();
-        }
-        report.progressed() || report.written.is_some() || report.applied
-    }
-
-    /// The checkpointer: runs [`Pipe::checkpoint_step`] beside the flusher. `Journal::Atomic`:
-    /// writes published batches in place and takes due checkpoints, so the commit path holds
-    /// only the journal append and its sync, never an in-place write or a data sync.
-    /// `Journal::Off`: syncs the batches the flusher wrote in place while it writes the next.
-    /// Sleeps on `checkpoint` (or until the next idle checkpoint) in between — the flusher
-    /// wakes it when work is owed —, and returns once the pipe is closed.
-    pub fn run_checkpointer(&self) {
-        loop {
-            let token = self.checkpoint.token();
-            let now = self.clock.now();
-            match self.pipe.checkpoint_work(now) {
-                Ok(work) if work.done => {
-                    // Batches written in place free staging, which only writers short of it
-                    // wait for: waking every epoch waiter per batch would cost each a wake-up.
-                    if work.wakes_waiters {
-                        self.progress.notify_all();
+            let unwinding = WakeAllOnUnwind(self);
+            let result = self.pipe.background_step(now);
+            core::mem::forget(unwinding);
+            match result {
+                Ok(wake) => {
+                    self.wake(wake);
+                    if wake.progressed() {
+                        continue;
                     }
-                    // The flusher may wait for it (a checkpoint needs every batch in place).
-                    self.work.notify_all();
-                    continue;
                 }
-                Ok(_) => {}
+                // Poisoned: every waiter must learn it.
                 Err(_) => self.progress.notify_all(),
             }
-            if self.pipe.try_close_if_closing().is_ready() {
+            if self.pipe.closing() && self.pipe.try_close().is_ready() {
+                self.progress.notify_all();
                 return;
             }
-            // With nothing owed, sleep until the flusher hands work over: an idle pipe then
-            // wakes one thread per `flush_interval`, not two.
-            let deadline = self.pipe.next_checkpoint_at(now);
-            if deadline.is_none_or(|at| at > now) {
-                self.checkpoint.wait(token, deadline);
-            }
+            let deadline = self.pipe.park_background(now);
+            self.background.wait(token, deadline);
         }
     }
 
-    /// Poisons the pipe with an internal error and wakes every waiter: for a flusher that can no
+    /// Poisons the pipe with an internal error and wakes every waiter: for a runner that can no
     /// longer run (it panicked).
     pub fn fail_stop(&self) {
         self.pipe.fail_stop();
         self.progress.notify_all();
+        self.background.notify_all();
     }
 
     /// The clock.
     pub fn now(&self) -> Instant {
         self.clock.now()
     }
+
+    /// The `progress` and `background` signals.
+    #[cfg(test)]
+    pub(crate) fn signals(&self) -> (&G, &G) {
+        (&self.progress, &self.background)
+    }
 }
 
-/// `Journal::Off`: whether the flusher syncs the batch its step wrote in place itself rather
-/// than hand the sync to the checkpointer. It does when nothing is there to write meanwhile
-/// (a hand-over would only add a wake-up) — unless the batch freed staging a writer waited for:
-/// that writer is forming the next batch, which the flusher then writes in place while the
-/// checkpointer syncs this one (bulk writes, W2 of `chunkpipe bench`: 0.73–0.87× the naive
-/// peer when the flusher synced, 0.99–1.11× handing over, in six pairs).
-pub(crate) fn syncs_itself(report: &StepReport) -> bool {
-    let batch_forming = report.next_batch_waiting || report.staging_freed;
-    report.written.is_some() && report.sync_owed && !batch_forming
+/// Wakes every thread when dropped: armed around a step this layer runs. A step that panics
+/// (a panicking store) has poisoned the pipe on its way out; the panic goes on up this thread,
+/// and every other thread wakes to the poison error instead of sleeping forever.
+struct WakeAllOnUnwind<'b, 'a, S, C, G: Signal>(&'b BlockingPipe<'a, S, C, G>);
+
+impl<S, C, G: Signal> Drop for WakeAllOnUnwind<'_, '_, S, C, G> {
+    fn drop(&mut self) {
+        self.0.progress.notify_all();
+        self.0.background.notify_all();
+    }
 }
 
-/// A transaction of a [`BlockingPipe`]: commit wakes the flusher.
+/// A transaction of a [`BlockingPipe`]; commit wakes the background runner if it idles.
 #[must_use = "a transaction does nothing until it is committed"]
 pub struct BlockingTransaction<'p, 'a, S: ChunkStore, G> {
     inner: Transaction<'p, 'a, S>,
-    work: &'p G,
+    background: &'p G,
 }
 
 impl<S: ChunkStore, G: Signal> BlockingTransaction<'_, '_, S, G> {
@@ -328,8 +317,10 @@ impl<S: ChunkStore, G: Signal> BlockingTransaction<'_, '_, S, G> {
     /// # Errors
     /// As [`Transaction::commit`].
     pub fn commit(self) -> Result<Epoch, Error> {
-        let epoch = self.inner.commit()?;
-        self.work.notify_all();
+        let (epoch, wake_background) = self.inner.commit_noting()?;
+        if wake_background {
+            self.background.notify_all();
+        }
         Ok(epoch)
     }
 }

@@ -11,15 +11,23 @@
 //! | layer | what | where |
 //! |---|---|---|
 //! | device | [`ChunkStore`]: a byte-addressed file-like store; [`MemStore`] in RAM | `store.rs` |
-//! | staging | fixed-size slots in caller-provided memory, the chunk index | `staging.rs`, `index.rs` |
-//! | state machine | [`Pipe`]: `try_write`, [`Transaction`], `flush_step`, `poll_durable`, reads | `pipe.rs`, `flush.rs`, `tx.rs`, `read.rs` |
-//! | blocking | [`BlockingPipe`]: `write`, `wait`, `sync`, `grow`, `close` over a [`Signal`] | `blocking.rs` |
-//! | platform (std) | [`StdSignal`], [`StdClock`], [`ThreadedPipe`] (flusher thread) | `platform_std.rs` |
+//! | staging | fixed-size slots in caller-provided memory, batches, the chunk index | `staging/` |
+//! | state | what every step shares: staging, the open batch, epochs, the poison latch | `state.rs`, `latch.rs` |
+//! | engines | how a batch becomes durable, one per [`Journal`] mode: commit, apply, checkpoint | `engine/` |
+//! | state machine | [`Pipe`]: `try_write`, [`Transaction`], `flush_step`, `background_step`, `poll_durable`, reads | `pipe.rs`, `tx.rs`, `read.rs` |
+//! | blocking | [`BlockingPipe`]: `write`, `wait`, `sync`, `grow`, `close`, leader/follower commits over a [`Signal`] | `blocking.rs` |
+//! | platform (std) | [`StdSignal`], [`StdClock`], [`ThreadedPipe`] (the background thread) | `platform_std.rs` |
 //!
 //! The core never blocks on its own and never starts a thread by itself: time is an argument
-//! (`flush_step(now)`), waiting goes through a [`Signal`]. A flusher thread, an embedded main
-//! loop and a deterministic simulator all drive the same [`Pipe::flush_step`]. Where a batch is
-//! sealed: `Pipe::seal` in `flush.rs`; where an epoch is published: `Pipe::publish`, same file.
+//! (`flush_step(now)`), waiting goes through a [`Signal`]. Two steps drive a pipe:
+//! [`Pipe::flush_step`] commits the open batch (the thread that waits for durability runs it
+//! when no commit runs: leader/follower group commit), and [`Pipe::background_step`] does what
+//! would otherwise delay a commit (writing published batches in place, checkpoints, syncs nobody
+//! waits for). Each returns a [`Wake`]: whom its caller must wake. Threads, an embedded main loop
+//! and a deterministic simulator all drive the same two steps. Where a batch is sealed:
+//! `engine::seal` in `engine/mod.rs`; where an epoch is published: `AtomicEngine::publish` in
+//! `engine/atomic.rs` and `OffEngine::sync_owed` in `engine/off.rs`; where a failure becomes
+//! sticky: `latch.rs`.
 //!
 //! # The contract
 //!
@@ -61,7 +69,7 @@
 //! # Example: driving the state machine by hand
 //!
 //! ```
-//! use chunkpipe_core::{Config, Instant, Journal, MemStore, Pipe, StagingMemory};
+//! use chunkpipe_core::{Config, Instant, Journal, MemStore, Pipe, StagingMemory, Wake};
 //!
 //! let config = Config::new()
 //!     .with_chunk_size(512)
@@ -80,18 +88,23 @@
 //! let epoch = tx.commit().unwrap();
 //!
 //! assert!(pipe.poll_durable(epoch).is_pending());
-//! // One flush step: the batch is appended to the journal and synced: durable, published.
-//! assert_eq!(pipe.flush_step(Instant::ZERO), Ok(Some(epoch)));
+//! // One flush step: the batch is appended to the journal and synced: durable, published. Its
+//! // `Wake` says so, and that the background step now has a batch to write in place.
+//! let wake = pipe.flush_step(Instant::ZERO).unwrap();
+//! assert_eq!(wake, Wake { durable: Some(epoch), background: true, ..Wake::default() });
 //! assert_eq!(pipe.durable_epoch(), epoch);
 //! assert_eq!(pipe.read(5, 1).unwrap(), [2; 512]);
 //!
-//! // The next step writes the batch in place. Checkpoints (a data sync that lets the journal
-//! // forget records) can run beside the flush steps — from a second thread or the same loop —
-//! // or be left to the flush steps, which take them when idle for `flush_interval`.
-//! assert_eq!(pipe.flush_step(Instant::ZERO), Ok(None));
+//! // The background step writes the batch in place. Once the pipe has been idle for
+//! // `flush_interval`, it checkpoints (a data sync that lets the journal forget records). It
+//! // runs beside the flush steps — from a second thread or the same loop.
+//! assert_eq!(pipe.background_step(Instant::ZERO), Ok(Wake::default()));
 //! let later = Instant::ZERO.saturating_add(config.flush_interval);
-//! assert_eq!(pipe.next_checkpoint_at(later), Some(later));
-//! assert_eq!(pipe.checkpoint_step(later), Ok(true));
+//! assert_eq!(pipe.next_background_at(Instant::ZERO), Some(later));
+//! let syncs = pipe.stats().syncs;
+//! pipe.background_step(later).unwrap();
+//! assert!(pipe.stats().syncs > syncs);
+//! assert_eq!(pipe.next_background_at(later), None, "nothing left to do");
 //! ```
 #![no_std]
 #![deny(missing_docs)]
@@ -102,23 +115,24 @@ extern crate alloc;
 extern crate std;
 
 mod blocking;
-mod checkpoint;
 mod config;
+mod engine;
 mod epoch;
 mod error;
-mod flush;
-mod index;
 pub mod journal;
+mod latch;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod mem_store;
 mod meta;
+mod mirror;
 mod pipe;
 #[cfg(feature = "std")]
 mod platform_std;
 mod read;
 mod signal;
 mod staging;
+mod state;
 mod store;
 mod sync;
 #[cfg(test)]
@@ -128,17 +142,18 @@ mod tx;
 
 pub use blocking::{BlockingPipe, BlockingTransaction};
 pub use config::{Config, Create, Journal, MAX_CHUNK_SIZE, MAX_STAGING_CHUNKS, Recovery};
+pub use engine::Wake;
 pub use epoch::Epoch;
 pub use error::{Damage, Errno, Error, Op, StoreError, StoreErrorKind, StoreRole};
-pub use flush::StepReport;
 pub use journal::{Dropped, RecoveryReport};
 pub use mem_store::MemStore;
 pub use meta::{META_MAX_BYTES, META_VERSION, Meta};
-pub use pipe::{GrowTicket, Pipe, PipeStats};
+pub use pipe::{GrowTicket, Pipe};
 #[cfg(feature = "std")]
 pub use platform_std::{StdClock, StdPipe, StdSignal, ThreadedPipe};
 pub use signal::Signal;
 pub use staging::StagingMemory;
+pub use state::PipeStats;
 pub use store::{Capabilities, ChunkStore};
 pub use time::{Clock, Instant};
 pub use tx::Transaction;

@@ -3,9 +3,8 @@
 //! condvar taken from loom through the `sync` facade.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p chunkpipe-core --lib
-//! --release loom_tests` (in its own target dir: the cfg rebuilds everything). CI runs the
-//! models at preemption bound 3, except the three-thread journal model, at 2 (120 s; bound 3
-//! does not finish in minutes).
+//! --release loom_tests` (in its own target dir: the cfg rebuilds everything); CI does, in about
+//! a minute.
 
 use std::sync::Arc;
 use std::vec::Vec;
@@ -14,7 +13,7 @@ use loom::thread;
 
 use crate::{
     BlockingPipe, ChunkStore, Clock, Config, Error, Instant, Journal, MemStore, Op, Pipe,
-    StdSignal, StoreError, StoreErrorKind,
+    StdSignal, StoreError, StoreErrorKind, Wake,
 };
 
 const CHUNK: usize = 8;
@@ -52,25 +51,22 @@ fn stored(pipe: &Pipe<'_, MemStore<'_>>, index: u64) -> [u8; CHUNK] {
     out
 }
 
-type Shared = Arc<BlockingPipe<'static, MemStore<'static>, Frozen, StdSignal>>;
+type Shared<S> = Arc<BlockingPipe<'static, S, Frozen, StdSignal>>;
 
-fn blocking(pipe: Pipe<'static, MemStore<'static>>) -> Shared {
-    let signals = [StdSignal::new(), StdSignal::new(), StdSignal::new()];
+fn blocking<S: ChunkStore>(pipe: Pipe<'static, S>) -> Shared<S> {
+    let signals = [StdSignal::new(), StdSignal::new()];
     Arc::new(BlockingPipe::new(pipe, Frozen, signals))
 }
 
-/// Starts a flusher thread and a checkpointer thread over `shared`.
-fn flusher_and_checkpointer<S: ChunkStore + Send + Sync + 'static>(
-    shared: &Arc<BlockingPipe<'static, S, Frozen, StdSignal>>,
-) -> [thread::JoinHandle<()>; 2] {
-    [
-        BlockingPipe::run_flusher as fn(&BlockingPipe<'static, S, Frozen, StdSignal>),
-        BlockingPipe::run_checkpointer,
-    ]
-    .map(|run| {
-        let shared = Arc::clone(shared);
-        thread::spawn(move || run(&shared))
-    })
+/// Starts the background runner over `shared`.
+fn background<S: ChunkStore + Send + Sync + 'static>(shared: &Shared<S>) -> thread::JoinHandle<()> {
+    let shared = Arc::clone(shared);
+    thread::spawn(move || shared.run_background())
+}
+
+/// Runs flush steps until one has nothing to do.
+fn flush_all<S: ChunkStore>(pipe: &Pipe<'_, S>) {
+    while pipe.flush_step(Instant::ZERO).unwrap() != Wake::default() {}
 }
 
 /// Staging reservation and release: two writers race for a pool of two slots while a flush
@@ -89,7 +85,8 @@ fn staging_slots_are_reserved_once_and_released_after_publish() {
         let flushed = pipe.flush_step(Instant::ZERO);
         let epochs: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
         assert!(flushed.is_ok());
-        while pipe.flush_step(Instant::ZERO).unwrap().is_some() {}
+        pipe.request_sync().unwrap();
+        flush_all(&pipe);
         for (w, epoch) in epochs.iter().enumerate() {
             let epoch = epoch.expect("two slots hold two one-chunk writes");
             assert!(pipe.durable_epoch() >= epoch);
@@ -111,6 +108,7 @@ fn a_durable_epoch_covers_every_write_it_was_given_to() {
             let pipe = Arc::clone(&pipe);
             thread::spawn(move || {
                 let epoch = pipe.try_write(1, &chunk(7)).unwrap();
+                pipe.request_durable(epoch);
                 if pipe.durable_epoch() >= epoch {
                     assert_eq!(
                         stored(&pipe, 1),
@@ -127,7 +125,7 @@ fn a_durable_epoch_covers_every_write_it_was_given_to() {
         };
         let epoch = writer.join().unwrap();
         flusher.join().unwrap().unwrap();
-        while pipe.flush_step(Instant::ZERO).unwrap().is_some() {}
+        flush_all(&pipe);
         assert!(pipe.durable_epoch() >= epoch);
         assert_eq!(stored(&pipe, 1), chunk(7));
     });
@@ -165,20 +163,23 @@ fn a_read_sees_a_transaction_whole_or_not_at_all() {
     });
 }
 
-/// Publishing and waking: a writer blocked in `write_durable` is woken by the flusher thread's
-/// publish — never left asleep (a lost wake-up would deadlock, which loom reports).
+/// Leader/follower commits: two writers wait on their writes; whichever finds no commit running
+/// commits for both or for itself, the other waits for a publish — and is never left asleep
+/// (a lost wake-up would deadlock, which loom reports).
 #[test]
-fn a_published_epoch_wakes_its_waiter() {
+fn a_follower_is_woken_by_the_leaders_publish() {
     loom::model(|| {
         let shared = blocking(Pipe::new(MemStore::new(), config(2)).unwrap());
-        let flusher = {
+        let runner = background(&shared);
+        let other = {
             let shared = Arc::clone(&shared);
-            thread::spawn(move || shared.run_flusher())
+            thread::spawn(move || shared.write_durable(1, &chunk(6)).unwrap())
         };
         let epoch = shared.write_durable(0, &chunk(5)).unwrap();
-        assert!(shared.pipe().durable_epoch() >= epoch);
+        let other = other.join().unwrap();
+        assert!(shared.pipe().durable_epoch() >= epoch.max(other));
         shared.close().unwrap();
-        flusher.join().unwrap();
+        runner.join().unwrap();
     });
 }
 
@@ -204,22 +205,24 @@ impl ChunkStore for FailingSync {
     }
 }
 
-/// Poisoning racing with waiters: the batch's sync fails while its writer waits; the writer is
-/// woken with the poison error (never `Ok`, never left asleep), and close reports it too.
+/// Poisoning racing with waiters: a batch's sync fails while two writers wait; each gets the
+/// poison error (never `Ok`, never left asleep), whether it led the failed commit or followed
+/// it, and close reports it too.
 #[test]
 fn a_failed_sync_wakes_its_waiter_with_the_error() {
     loom::model(|| {
-        let pipe = Pipe::new(FailingSync::default(), config(2)).unwrap();
-        let signals = [StdSignal::new(), StdSignal::new(), StdSignal::new()];
-        let shared = Arc::new(BlockingPipe::new(pipe, Frozen, signals));
-        let flusher = {
+        let shared = blocking(Pipe::new(FailingSync::default(), config(2)).unwrap());
+        let runner = background(&shared);
+        let other = {
             let shared = Arc::clone(&shared);
-            thread::spawn(move || shared.run_flusher())
+            thread::spawn(move || shared.write_durable(1, &chunk(6)))
         };
         let result = shared.write_durable(0, &chunk(5));
         assert!(matches!(result, Err(Error::Poisoned(_))), "{result:?}");
+        let result = other.join().unwrap();
+        assert!(matches!(result, Err(Error::Poisoned(_))), "{result:?}");
         assert!(matches!(shared.close(), Err(Error::Poisoned(_))));
-        flusher.join().unwrap();
+        runner.join().unwrap();
     });
 }
 
@@ -262,37 +265,41 @@ impl ChunkStore for SyncedImage {
     }
 }
 
-/// `Journal::Off` with the checkpointer thread syncing beside the flusher: the flusher writes a
-/// batch in place and frees its staging, then may write the next one while the checkpointer
-/// syncs the first (or sync itself when nothing waits). A writer that sees its epoch durable
-/// finds its chunk in what a sync made durable — never only in the store's unsynced bytes.
+/// `Journal::Off`: a flush step writes a batch in place and releases the commit before it
+/// syncs, so a second writer's commit may write the next batch in place while the first one
+/// syncs; a write nobody waits for is left to the background's sync. A writer that sees its
+/// epoch durable finds its chunk in what a sync made durable — never only in the store's
+/// unsynced bytes.
 #[test]
 fn an_in_place_batch_is_published_only_after_a_sync_that_covers_it() {
     loom::model(|| {
-        let pipe = Pipe::new(SyncedImage::default(), config(2)).unwrap();
-        let signals = [StdSignal::new(), StdSignal::new(), StdSignal::new()];
-        let shared = Arc::new(BlockingPipe::new(pipe, Frozen, signals));
-        let threads = flusher_and_checkpointer(&shared);
+        let shared = blocking(Pipe::new(SyncedImage::default(), config(2)).unwrap());
+        let runner = background(&shared);
+        let other = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                let epoch = shared.write_durable(2, &chunk(2)).unwrap();
+                assert!(shared.pipe().durable_epoch() >= epoch);
+                assert_eq!(shared.pipe().store().synced_chunk(2), chunk(2));
+            })
+        };
         let first = shared.write(1, &chunk(1)).unwrap();
-        let second = shared.write(2, &chunk(2)).unwrap();
-        shared.wait(first).unwrap();
-        assert_eq!(shared.pipe().store().synced_chunk(1), chunk(1));
-        shared.wait(second).unwrap();
-        assert_eq!(shared.pipe().store().synced_chunk(2), chunk(2));
-        shared.close().unwrap();
-        for thread in threads {
-            thread.join().unwrap();
+        if shared.pipe().durable_epoch() >= first {
+            assert_eq!(shared.pipe().store().synced_chunk(1), chunk(1));
         }
+        other.join().unwrap();
+        shared.close().unwrap();
+        assert_eq!(shared.pipe().store().synced_chunk(1), chunk(1));
+        runner.join().unwrap();
     });
 }
 
-/// `Journal::Atomic` with its three threads — a writer waiting on each batch, the flusher and
-/// the checkpointer — over a journal whose halves hold one record each, so every batch moves
-/// appends to the other half and owes a checkpoint: the flush step's fallback and the
-/// checkpointer contend for the superblock lock. No deadlock, no lost wake-up, every batch
-/// durable and in place after close.
+/// `Journal::Atomic`, a writer committing each batch itself beside the background thread, over
+/// a journal whose halves hold one record each, so every batch moves appends to the other half
+/// and owes a checkpoint: the commit's fallback checkpoint and the background's contend for the
+/// superblock lock. No deadlock, no lost wake-up, every batch durable and in place after close.
 #[test]
-fn the_checkpointer_frees_halves_beside_the_flusher() {
+fn the_background_frees_halves_beside_the_commits() {
     loom::model(|| {
         let record = crate::journal::format::record_bytes(2, CHUNK as u64);
         let config = config(2)
@@ -300,16 +307,14 @@ fn the_checkpointer_frees_halves_beside_the_flusher() {
             .with_journal_bytes(crate::journal::format::RECORD_AREA_START + 2 * record);
         let pipe = Pipe::with_journal(MemStore::new(), MemStore::new(), config).unwrap();
         let shared = blocking(pipe);
-        let threads = flusher_and_checkpointer(&shared);
+        let runner = background(&shared);
         for value in 1..=2u8 {
             shared
                 .write_durable(u64::from(value), &chunk(value))
                 .unwrap();
         }
         shared.close().unwrap();
-        for thread in threads {
-            thread.join().unwrap();
-        }
+        runner.join().unwrap();
         for value in 1..=2u8 {
             assert_eq!(stored(shared.pipe(), u64::from(value)), chunk(value));
         }
@@ -317,9 +322,10 @@ fn the_checkpointer_frees_halves_beside_the_flusher() {
 }
 
 /// `Journal::Atomic`, a pool of one chunk: the second write finds staging held by the first
-/// batch until it is written in place — by the checkpointer, or by a flush step with nothing
-/// to commit — and whichever writes it in place must wake the writer (writing in place wakes
-/// nobody unless a writer waited for staging: a lost wake-up would deadlock).
+/// batch until it is written in place — by the background, or by the writer's own commit,
+/// which applies when a writer waits — and whichever writes it in place must wake the writer
+/// (writing in place wakes nobody unless a writer waited for staging: a lost wake-up would
+/// deadlock).
 #[test]
 fn a_writer_short_of_staging_is_woken_when_a_batch_is_written_in_place() {
     loom::model(|| {
@@ -329,13 +335,11 @@ fn a_writer_short_of_staging_is_woken_when_a_batch_is_written_in_place() {
             .with_journal_bytes(crate::journal::format::RECORD_AREA_START + 4 * record);
         let pipe = Pipe::with_journal(MemStore::new(), MemStore::new(), config).unwrap();
         let shared = blocking(pipe);
-        let threads = flusher_and_checkpointer(&shared);
+        let runner = background(&shared);
         shared.write_durable(1, &chunk(1)).unwrap();
         shared.write_durable(2, &chunk(2)).unwrap();
         shared.close().unwrap();
-        for thread in threads {
-            thread.join().unwrap();
-        }
+        runner.join().unwrap();
         for value in 1..=2u8 {
             assert_eq!(stored(shared.pipe(), u64::from(value)), chunk(value));
         }

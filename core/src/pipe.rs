@@ -1,415 +1,33 @@
-//! [`Pipe`]: the sans-IO state machine. Writes join the open batch; [`Pipe::flush_step`] (in
-//! `flush.rs`) seals, writes, syncs and publishes it.
+//! [`Pipe`]: the sans-IO state machine. Writes join the open batch; [`Pipe::flush_step`]
+//! commits it, [`Pipe::background_step`] does the rest (`engine/`).
 //!
-//! All bookkeeping lives in one [`State`] behind one lock, held only for O(1)-ish work (and the
-//! copy of a write into staging), never across a store call. Which epoch a write gets and which
-//! batch is sealed are decided under that lock, so a write can never receive the epoch of a
-//! batch that was already sealed without it.
+//! The pipe keeps staging, epochs and reads (`state.rs`, `read.rs`, `tx.rs`); how a batch
+//! becomes durable is its engine's, one per durability mode.
 
 use core::task::Poll;
 
-use crate::index::ChunkIndex;
-use crate::journal::CheckpointTarget;
-use crate::journal::JournalLog;
-use crate::journal::format::Superblock;
+use crate::engine::atomic::AtomicEngine;
+use crate::engine::off::OffEngine;
+use crate::engine::{self, Engine, Wake};
 use crate::journal::recover::{self, RecoveryReport};
 use crate::journal::scan::ScanBuffers;
-use crate::journal::table::ChecksumTable;
-use crate::read::{Mirrored, ReadMirror};
-use crate::staging::{
-    self, PlanEntry, Region, SealedBatch, SlotPool, StagingLayout, StagingMemory,
-};
-use crate::sync::{Mutex, MutexGuard};
+use crate::staging::{self, StagingLayout, StagingMemory};
+use crate::state::{PipeStats, Shared, State, StateGuard};
 use crate::{ChunkStore, Config, Epoch, Error, Instant, Journal, Op, StoreError, StoreErrorKind};
-
-/// Counters describing what a pipe has done, for tuning and benchmarks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PipeStats {
-    /// Batches published.
-    pub batches: u64,
-    /// Chunks in published batches (before dropping superseded writes).
-    pub chunks: u64,
-    /// Calls to the stores' `sync` and `barrier` made by flush, sync and checkpoint steps (a
-    /// checkpoint counts two; a batch whose write failed, none).
-    pub syncs: u64,
-    /// Bytes of journal records appended (`Journal::Atomic`).
-    pub journal_bytes: u64,
-    /// Bytes written in place to the data store (superseded writes are not written).
-    pub in_place_bytes: u64,
-}
-
-impl PipeStats {
-    /// Bytes the pipe wrote to its stores per byte of published chunks: about 2 with
-    /// `Journal::Atomic` (journal + in place), at most 1 with `Journal::Off`; `None` before
-    /// anything was published.
-    pub fn write_amplification(&self, chunk_size: u32) -> Option<f64> {
-        let published = self.chunks * u64::from(chunk_size);
-        (published > 0)
-            .then(|| (self.journal_bytes + self.in_place_bytes) as f64 / published as f64)
-    }
-}
-
-/// The batch writers are joining.
-pub(crate) struct OpenBatch<'a> {
-    pub(crate) plan: Region<'a, PlanEntry>,
-    pub(crate) len: usize,
-    pub(crate) epoch: Epoch,
-    /// When the flusher first saw this batch non-empty (for `max_batch_delay`).
-    pub(crate) seen_at: Option<Instant>,
-}
-
-impl<'a> OpenBatch<'a> {
-    /// An empty batch that will get `epoch`.
-    fn empty(plan: Region<'a, PlanEntry>, epoch: Epoch) -> Self {
-        OpenBatch {
-            plan,
-            len: 0,
-            epoch,
-            seen_at: None,
-        }
-    }
-}
-
-/// Pending and finished grow requests.
-#[derive(Default)]
-pub(crate) struct GrowState {
-    /// Requests issued so far; a request is identified by its sequence number.
-    pub(crate) requested: u64,
-    /// Every request up to this one has been handled (successfully or not).
-    pub(crate) completed: u64,
-    /// The length in chunks the pending requests add up to.
-    pub(crate) target_chunks: u64,
-    /// The most recent grow failure.
-    pub(crate) last_error: Option<StoreError>,
-}
-
-/// Everything the core lock protects.
-pub(crate) struct State<'a> {
-    pub(crate) pool: SlotPool<'a>,
-    pub(crate) index: ChunkIndex<'a>,
-    pub(crate) open: OpenBatch<'a>,
-    /// Plan memory for the next batches to seal: one plan is always the open batch's, and each
-    /// sealed batch holds one until it is retired.
-    pub(crate) spare_plans: [Option<Region<'a, PlanEntry>>; staging::PLANS - 1],
-    pub(crate) durable: Epoch,
-    pub(crate) len_chunks: u64,
-    pub(crate) grow: GrowState,
-    /// The failure that poisoned the pipe (sticky).
-    pub(crate) poison: Option<StoreError>,
-    pub(crate) closing: bool,
-    /// A `sync` asked for the open batch to be sealed without waiting for `max_batch_delay`.
-    pub(crate) sync_requested: bool,
-    /// A write or transaction found staging full since the batch opened: holding the batch open
-    /// to gather writers is pointless then, since they cannot join until it is published.
-    pub(crate) writer_blocked: bool,
-    /// `Journal::Off`: a write or transaction found staging full and no flush step has freed
-    /// staging since, so the next one that does must wake it (otherwise the sync's publish
-    /// does).
-    pub(crate) staging_wanted: bool,
-    /// `Journal::Atomic`: published batches still to be written in place.
-    pub(crate) apply: ApplyQueue<'a>,
-    /// When the last batch was published (for the idle checkpoint).
-    pub(crate) last_publish_at: Option<Instant>,
-    /// `Journal::Atomic`: what the journal owes a checkpoint.
-    pub(crate) checkpoints: CheckpointState,
-    /// `Journal::Off`: batches written in place whose sync is owed.
-    pub(crate) unsynced: Unsynced,
-    pub(crate) stats: PipeStats,
-    /// What the read mirror was last told (`read.rs`).
-    pub(crate) mirrored: Mirrored,
-}
-
-/// `Journal::Atomic`: where checkpoints stand, for the flush step and `checkpoint_step` alike.
-#[derive(Debug, Default)]
-pub(crate) struct CheckpointState {
-    /// The newest epoch written in place (a checkpoint may cover up to it).
-    pub(crate) applied: Epoch,
-    /// The epoch the durable superblock checkpoints.
-    pub(crate) checkpointed: Epoch,
-    /// The checkpoint that frees the half appends left, until it is taken.
-    pub(crate) half_to_free: Option<CheckpointTarget>,
-    /// The checkpoint covering every record appended so far.
-    pub(crate) covering_all: Option<CheckpointTarget>,
-    /// Someone runs [`Pipe::checkpoint_step`], so applying published batches in place and
-    /// idle checkpoints are left to it.
-    pub(crate) in_background: bool,
-}
-
-impl CheckpointState {
-    /// The checkpoint that frees the half appends left, once every batch in that half is
-    /// written in place (before that, a checkpoint cannot cover them).
-    pub(crate) fn half_due(&self) -> Option<CheckpointTarget> {
-        self.half_to_free
-            .filter(|target| self.applied >= target.epoch)
-    }
-}
-
-/// `Journal::Off`: batches written in place (their staging freed) that no finished sync covers
-/// yet. Epochs are consecutive, so `written - durable` batches are owed a sync.
-#[derive(Debug, Default)]
-pub(crate) struct Unsynced {
-    /// The newest epoch written in place (`durable` when nothing is owed).
-    pub(crate) written: Epoch,
-    /// Chunks in the batches written in place since the last sync started (before dropping
-    /// superseded writes).
-    pub(crate) chunks: u64,
-}
-
-impl Unsynced {
-    /// Nothing owed, with `durable` the durable epoch.
-    fn at(durable: Epoch) -> Self {
-        Unsynced {
-            written: durable,
-            ..Unsynced::default()
-        }
-    }
-
-    /// The most batches written in place ahead of the syncs: one being synced, one written
-    /// meanwhile. Bounds the unsynced data in the store (beyond what staging holds).
-    pub(crate) const MAX_BATCHES: u64 = 2;
-}
-
-/// `Journal::Atomic`: published batches on their way into the data file, oldest first. Each
-/// keeps its staging slots (where reads find its chunks) until it is written in place.
-///
-/// `PLANS - 1` entries suffice: one of the batch plans is always the open batch's, and every
-/// sealed batch holds one of the others.
-pub(crate) struct ApplyQueue<'a> {
-    waiting: [Option<(SealedBatch<'a>, Epoch)>; staging::PLANS - 1],
-    /// The one apply running took the oldest batch out and is writing it.
-    in_flight: bool,
-}
-
-impl<'a> ApplyQueue<'a> {
-    const EMPTY: Self = ApplyQueue {
-        waiting: [const { None }; staging::PLANS - 1],
-        in_flight: false,
-    };
-
-    /// Nothing is waiting or being written.
-    pub(crate) fn is_empty(&self) -> bool {
-        !self.in_flight && self.waiting[0].is_none()
-    }
-
-    /// Batches wait that no apply has taken yet.
-    pub(crate) fn has_waiting(&self) -> bool {
-        self.waiting[0].is_some()
-    }
-
-    /// Queues a published batch behind the others; gives it back if the queue is full (which
-    /// the plan count rules out).
-    pub(crate) fn push(
-        &mut self,
-        batch: SealedBatch<'a>,
-        epoch: Epoch,
-    ) -> Result<(), SealedBatch<'a>> {
-        match self.waiting.iter_mut().find(|entry| entry.is_none()) {
-            Some(entry) => {
-                *entry = Some((batch, epoch));
-                Ok(())
-            }
-            None => Err(batch),
-        }
-    }
-
-    /// Takes the oldest batch out for the apply that runs now; [`finish`](Self::finish) ends
-    /// it.
-    pub(crate) fn take_oldest(&mut self) -> Option<(SealedBatch<'a>, Epoch)> {
-        let oldest = self.waiting[0].take()?;
-        self.waiting.rotate_left(1);
-        self.in_flight = true;
-        Some(oldest)
-    }
-
-    /// The batch [`take_oldest`](Self::take_oldest) handed out is written and retired.
-    pub(crate) fn finish(&mut self) {
-        self.in_flight = false;
-    }
-}
-
-impl<'a> State<'a> {
-    /// The state of a pipe just opened: `durable` published, `len_chunks` long.
-    fn opened(
-        pool: SlotPool<'a>,
-        index: ChunkIndex<'a>,
-        (open_plan, spare_plans): (
-            Region<'a, PlanEntry>,
-            [Region<'a, PlanEntry>; staging::PLANS - 1],
-        ),
-        durable: Epoch,
-        len_chunks: u64,
-    ) -> Self {
-        State {
-            pool,
-            index,
-            open: OpenBatch::empty(open_plan, durable.next()),
-            spare_plans: spare_plans.map(Some),
-            durable,
-            len_chunks,
-            grow: GrowState::default(),
-            poison: None,
-            closing: false,
-            sync_requested: false,
-            writer_blocked: false,
-            staging_wanted: false,
-            apply: ApplyQueue::EMPTY,
-            last_publish_at: None,
-            checkpoints: CheckpointState {
-                applied: durable,
-                checkpointed: durable,
-                ..CheckpointState::default()
-            },
-            unsynced: Unsynced::at(durable),
-            stats: PipeStats::default(),
-            mirrored: Mirrored::START,
-        }
-    }
-
-    /// `Journal::Atomic`: the checkpoint covering every record appended so far.
-    fn with_covering_all(mut self, covering_all: Option<CheckpointTarget>) -> Self {
-        self.checkpoints.covering_all = covering_all;
-        self
-    }
-
-    /// Takes plan memory for the batch to seal next, if any is spare.
-    pub(crate) fn take_spare_plan(&mut self) -> Option<Region<'a, PlanEntry>> {
-        self.spare_plans.iter_mut().find_map(Option::take)
-    }
-
-    /// Gives back the plan memory of a retired batch.
-    pub(crate) fn put_spare_plan(&mut self, plan: Region<'a, PlanEntry>) {
-        if let Some(entry) = self.spare_plans.iter_mut().find(|entry| entry.is_none()) {
-            *entry = Some(plan);
-        }
-    }
-
-    /// Whether a flush step writes the published batches in place itself rather than leave
-    /// them to [`Pipe::checkpoint_step`]: when nobody runs that, on close (which then finishes
-    /// without it), when the batches waiting hold every spare plan (nothing could be sealed),
-    /// or when there is no batch to commit meanwhile (the flusher would idle; writers just
-    /// woken are still on their way).
-    pub(crate) fn flush_step_applies(&self) -> bool {
-        !self.checkpoints.in_background
-            || self.closing
-            || self.spare_plans.iter().all(Option::is_none)
-            || self.open.len == 0
-    }
-
-    /// A write or transaction found staging full: notes it for the flush step and returns the
-    /// error to give it.
-    pub(crate) fn staging_full(&mut self) -> Error {
-        self.writer_blocked = true;
-        self.staging_wanted = true;
-        Error::WouldBlock
-    }
-
-    /// `Journal::Off`: batches are written in place that no finished sync covers.
-    pub(crate) fn sync_owed(&self) -> bool {
-        self.unsynced.written > self.durable
-    }
-
-    /// `Journal::Off`: whether a flush step syncs what it wrote in place itself rather than
-    /// leave the sync to [`Pipe::checkpoint_step`]: when nobody runs that, or on close.
-    pub(crate) fn flush_step_syncs(&self) -> bool {
-        !self.checkpoints.in_background || self.closing
-    }
-
-    /// `Journal::Off`: the flush step waits for a sync before writing another batch in place.
-    pub(crate) fn in_place_ahead(&self) -> bool {
-        self.sync_owed()
-            && self.unsynced.written.get() - self.durable.get() >= Unsynced::MAX_BATCHES
-    }
-
-    /// The journal holds records no checkpoint covers (never in `Journal::Off`, which has no
-    /// journal position to cover).
-    pub(crate) fn journal_dirty(&self) -> bool {
-        self.checkpoints.covering_all.is_some() && self.durable > self.checkpoints.checkpointed
-    }
-
-    /// Every epoch handed to a write is published: no batch is open or being committed.
-    pub(crate) fn all_published(&self) -> bool {
-        self.issued() <= self.durable
-    }
-
-    /// The newest epoch handed to any write.
-    pub(crate) fn issued(&self) -> Epoch {
-        if self.open.len > 0 {
-            self.open.epoch
-        } else {
-            Epoch::new(self.open.epoch.get() - 1)
-        }
-    }
-
-    pub(crate) fn check_writable(&self) -> Result<(), Error> {
-        if let Some(e) = self.poison {
-            return Err(Error::Poisoned(e));
-        }
-        if self.closing {
-            return Err(Error::Closed);
-        }
-        Ok(())
-    }
-
-    /// Appends a `HELD` slot to the open batch and makes it the newest value of its chunk.
-    pub(crate) fn join_open(&mut self, slot: u32) {
-        let chunk = self.pool.chunk_of(slot);
-        self.pool.open(slot);
-        let order = self.open.len as u32;
-        self.open.plan[self.open.len] = PlanEntry::new(chunk, slot, order);
-        self.open.len += 1;
-        self.index.insert(chunk, slot);
-    }
-}
-
-/// The state lock's guard. Dropping it first refreshes the read mirror, then unlocks: the
-/// mirror never lags a release that another thread could observe.
-pub(crate) struct StateGuard<'p, 'a> {
-    guard: MutexGuard<'p, State<'a>>,
-    mirror: &'p ReadMirror,
-}
-
-impl<'a> core::ops::Deref for StateGuard<'_, 'a> {
-    type Target = State<'a>;
-
-    fn deref(&self) -> &State<'a> {
-        &self.guard
-    }
-}
-
-impl<'a> core::ops::DerefMut for StateGuard<'_, 'a> {
-    fn deref_mut(&mut self) -> &mut State<'a> {
-        &mut self.guard
-    }
-}
-
-impl Drop for StateGuard<'_, '_> {
-    fn drop(&mut self) {
-        self.mirror.refresh(&mut self.guard);
-    }
-}
-
-/// What only the flush step touches, behind its own lock (held for the whole step).
-pub(crate) struct FlushState<'a> {
-    /// `Journal::Atomic`: the journal's append position and generation.
-    pub(crate) journal: Option<JournalLog>,
-    /// Buffer for a journal record's header block.
-    pub(crate) header: Region<'a, u8>,
-    /// One chunk of scratch space.
-    pub(crate) scratch: Region<'a, u8>,
-}
 
 /// A durable, group-committing write pipeline over one [`ChunkStore`], as a state machine.
 ///
 /// Methods never block and never start threads: writes copy into staging and return the epoch
-/// of the batch they joined, and someone — a flusher thread, a main loop, the simulator — calls
-/// [`flush_step`](Pipe::flush_step) to make batches durable. The blocking API
-/// ([`BlockingPipe`](crate::BlockingPipe)) is a thin layer over this one.
+/// of the batch they joined, and someone calls [`flush_step`](Pipe::flush_step) to make
+/// batches durable — the thread waiting for durability (the blocking layer,
+/// [`BlockingPipe`](crate::BlockingPipe), does this), a main loop, the simulator — and
+/// [`background_step`](Pipe::background_step) for the rest.
 ///
 /// # Visibility
 /// A write is visible to reads as soon as it has joined a batch (like a file's page cache), all
 /// of it at once: reads never see part of a write or transaction. Reads prefer staged bytes
-/// over the store, so they never see a chunk while the flusher overwrites it in place. Once the
-/// pipe is poisoned, reads fail too: a failed batch is never read back as if it were applied.
+/// over the store, so they never see a chunk while it is overwritten in place. Once the pipe is
+/// poisoned, reads fail too: a failed batch is never read back as if it were applied.
 ///
 /// ```
 /// use chunkpipe_core::{Config, Instant, Journal, MemStore, Pipe};
@@ -417,34 +35,17 @@ pub(crate) struct FlushState<'a> {
 /// let pipe = Pipe::new(MemStore::new(), config.with_journal(Journal::Off)).unwrap();
 /// let epoch = pipe.try_write(1, b"8 bytes!").unwrap();
 /// assert!(pipe.poll_durable(epoch).is_pending());
-/// assert_eq!(pipe.flush_step(Instant::ZERO), Ok(Some(epoch)));
+/// pipe.request_durable(epoch);
+/// assert_eq!(pipe.flush_step(Instant::ZERO).unwrap().durable, Some(epoch));
 /// assert!(pipe.poll_durable(epoch).is_ready());
 /// assert_eq!(pipe.read(1, 1).unwrap(), b"8 bytes!");
 /// ```
 pub struct Pipe<'a, S> {
-    pub(crate) store: S,
-    /// `Journal::Atomic`: the journal store beside the data store.
-    pub(crate) journal: Option<S>,
-    pub(crate) config: Config,
-    pub(crate) state: Mutex<State<'a>>,
-    /// `state` as of its last release, for reads that skip the lock.
-    pub(crate) read_mirror: ReadMirror,
-    /// Held by the one flush step that may run at a time.
-    pub(crate) flushing: Mutex<FlushState<'a>>,
-    /// Held by the one job at a time that moves batches into the data file, so they get there
-    /// in epoch order: an apply (`Journal::Atomic`: writing published batches in place) or a
-    /// sync of batches written in place (`Journal::Off`).
-    pub(crate) data_turn: Mutex<()>,
-    /// `Journal::Atomic`: the durable superblock, held by the one checkpoint that may run at a
-    /// time (lock order: `flushing`, this, `data_turn`, `state`, `table`; `data_turn` is
-    /// never held while this is taken).
-    pub(crate) superblock: Mutex<Option<Superblock>>,
-    /// `Journal::Atomic` with [`Config::chunk_checksums`]: the checksum of every chunk of the
-    /// data store, which reads check (lock order: after `state`).
-    pub(crate) table: Option<Mutex<ChecksumTable>>,
+    pub(crate) shared: Shared<'a, S>,
+    pub(crate) engine: Engine<'a, S>,
     /// What recovery found when the pipe was opened (`Journal::Atomic`).
     recovery: Option<RecoveryReport>,
-    // Declared last: the regions in `state` point into this memory.
+    // Declared last: the regions in `shared` and `engine` point into this memory.
     _memory: StagingMemory<'a>,
 }
 
@@ -484,74 +85,43 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         memory: StagingMemory<'a>,
     ) -> Result<Self, Error> {
         config.validate()?;
-        match (config.journal, &journal) {
-            (Journal::Atomic, None) => {
-                return Err(Error::InvalidInput("Journal::Atomic needs a journal store"));
+        let layout = StagingLayout::for_config(&config)?;
+        let staging::StagingParts {
+            pool,
+            plans,
+            index,
+            mut header,
+            mut scratch,
+        } = staging::carve(&memory, &layout)?;
+        let (engine, recovery, durable) = match (config.journal, journal) {
+            (Journal::Atomic, Some(journal)) => {
+                let mut buffers = ScanBuffers {
+                    header: &mut header,
+                    chunk: &mut scratch,
+                    check_payload: true,
+                };
+                let opened = recover::open(&data, &journal, &config, &mut buffers)?;
+                let (report, durable) = (opened.report, opened.report.last_epoch);
+                let engine = AtomicEngine::new(journal, opened, header, durable);
+                (Engine::Atomic(engine), Some(report), durable)
+            }
+            (Journal::Off, None) => {
+                prepare_store(&data, &config)?;
+                (Engine::Off(OffEngine::new(Epoch::NONE)), None, Epoch::NONE)
             }
             (Journal::Off, Some(_)) => {
                 return Err(Error::InvalidInput("Journal::Off takes no journal store"));
             }
-            _ => {}
-        }
-        let layout = StagingLayout::for_config(&config)?;
-        let staging::StagingParts {
-            pool,
-            plans: [open_plan, spare_plans @ ..],
-            index,
-            header,
-            scratch,
-        } = staging::carve(&memory, &layout)?;
-        let mut flush = FlushState {
-            journal: None,
-            header,
-            scratch,
-        };
-        let opened = match journal.as_ref() {
-            Some(journal) => Some(Self::open_journal(&data, journal, &config, &mut flush)?),
-            None => {
-                Self::prepare_store(&data, &config)?;
-                None
-            }
+            _ => return Err(Error::InvalidInput("Journal::Atomic needs a journal store")),
         };
         let len_chunks = data.len()? / config.chunk_bytes();
-        let (recovery, superblock, table) = match opened {
-            Some(o) => (Some(o.report), Some(o.superblock), o.table),
-            None => (None, None, None),
-        };
-        let durable = recovery.map_or(Epoch::NONE, |r| r.last_epoch);
-        let covering_all = flush.journal.as_ref().map(JournalLog::covering_all);
-        let state = State::opened(pool, index, (open_plan, spare_plans), durable, len_chunks)
-            .with_covering_all(covering_all);
+        let state = State::opened(pool, index, plans, durable, len_chunks);
         Ok(Pipe {
-            store: data,
-            journal,
-            config,
-            state: Mutex::new(state),
-            read_mirror: ReadMirror::new(),
-            flushing: Mutex::new(flush),
-            data_turn: Mutex::new(()),
-            superblock: Mutex::new(superblock),
-            table: table.map(Mutex::new),
+            shared: Shared::new(data, config, state),
+            engine,
             recovery,
             _memory: memory,
         })
-    }
-
-    /// Creates or recovers the journal (see [`from_parts`](Pipe::from_parts)).
-    fn open_journal(
-        data: &S,
-        journal: &S,
-        config: &Config,
-        flush: &mut FlushState<'a>,
-    ) -> Result<recover::Opened, Error> {
-        let mut buffers = ScanBuffers {
-            header: &mut flush.header,
-            chunk: &mut flush.scratch,
-            check_payload: true,
-        };
-        let opened = recover::open(data, journal, config, &mut buffers)?;
-        flush.journal = Some(JournalLog::starting_at(&opened.superblock));
-        Ok(opened)
     }
 
     /// What recovery found and did when this pipe was opened: records replayed, the last
@@ -562,26 +132,22 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         self.recovery
     }
 
-    /// `Journal::Off`: checks the store's length against the config and grows a short store.
-    fn prepare_store(store: &S, config: &Config) -> Result<(), Error> {
-        let len_bytes = store.len()?;
-        if len_bytes % config.chunk_bytes() != 0 {
-            return Err(Error::InvalidInput(
-                "store length is not a multiple of chunk_size",
-            ));
-        }
-        store.grow(config.initial_chunks * config.chunk_bytes())?;
-        Ok(())
-    }
-
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.shared.config
     }
 
-    /// The store.
+    /// The data store.
     pub fn store(&self) -> &S {
-        &self.store
+        &self.shared.data
+    }
+
+    /// The journal store (`Journal::Atomic`).
+    pub fn journal(&self) -> Option<&S> {
+        match &self.engine {
+            Engine::Atomic(atomic) => Some(&atomic.journal),
+            Engine::Off(_) => None,
+        }
     }
 
     /// Length in chunks. Grows only when a grow request has completed.
@@ -597,37 +163,12 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
 
     /// The error that poisoned the pipe, if any.
     pub fn poisoned(&self) -> Option<Error> {
-        self.lock().poison.map(Error::Poisoned)
+        self.lock().latch.check().err()
     }
 
     /// What the pipe has done so far.
     pub fn stats(&self) -> PipeStats {
         self.lock().stats
-    }
-
-    /// Checks that `len_bytes` is a non-zero whole number of chunks and that they fit at
-    /// `index`; returns the chunk count.
-    pub(crate) fn check_range(
-        &self,
-        index: u64,
-        len_bytes: usize,
-        len_chunks: u64,
-    ) -> Result<u64, Error> {
-        let chunk = self.config.chunk_size as usize;
-        if len_bytes == 0 || len_bytes % chunk != 0 {
-            return Err(Error::InvalidInput(
-                "buffer length must be a non-zero multiple of chunk_size",
-            ));
-        }
-        let count = (len_bytes / chunk) as u64;
-        match index.checked_add(count) {
-            Some(end) if end <= len_chunks => Ok(count),
-            _ => Err(Error::OutOfRange {
-                index,
-                count,
-                len_chunks,
-            }),
-        }
     }
 
     /// Copies `data` (a whole number of chunks) into staging for chunks `index..` and joins the
@@ -639,26 +180,92 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// [`Error::TooLarge`] when `data` has more chunks than staging; bad length or range;
     /// [`Error::Poisoned`], [`Error::Closed`].
     pub fn try_write(&self, index: u64, data: &[u8]) -> Result<Epoch, Error> {
+        self.write_noting(index, data).map(|(epoch, _)| epoch)
+    }
+
+    /// [`try_write`](Pipe::try_write), also saying whether the write opened a batch while the
+    /// background step slept with nothing to do (its caller wakes it).
+    pub(crate) fn write_noting(&self, index: u64, data: &[u8]) -> Result<(Epoch, bool), Error> {
         let mut state = self.lock();
-        let count = self.check_range(index, data.len(), state.len_chunks)?;
-        self.check_fits_staging(count)?;
+        let count = self
+            .shared
+            .check_range(index, data.len(), state.len_chunks)?;
+        self.shared.check_fits_staging(count)?;
         state.check_writable()?;
         if u64::from(state.pool.available()) < count {
             return Err(state.staging_full());
         }
-        for (chunk, bytes) in (index..).zip(data.chunks_exact(self.config.chunk_size as usize)) {
+        let chunk_size = self.shared.config.chunk_size as usize;
+        for (chunk, bytes) in (index..).zip(data.chunks_exact(chunk_size)) {
             let slot = state.pool.take_filled(chunk, bytes, false);
             state.join_open(slot);
         }
-        Ok(state.open.epoch)
+        let wake_background = state.wake_idle_background();
+        Ok((state.open.epoch, wake_background))
     }
 
-    pub(crate) fn check_fits_staging(&self, chunks: u64) -> Result<(), Error> {
-        let capacity = u64::from(self.config.staging_chunks);
-        if chunks > capacity {
-            return Err(Error::TooLarge { chunks, capacity });
+    /// Commits the open batch — seals it, writes it (the journal record with `Journal::Atomic`,
+    /// in place with `Journal::Off`), makes it durable with one `sync` and publishes its epoch
+    /// — and handles pending grow requests. At most one batch per call; one commit runs at a
+    /// time. With `Journal::Off` the sync runs here only if someone asked for durability
+    /// ([`request_durable`](Pipe::request_durable), [`request_sync`](Pipe::request_sync),
+    /// closing); otherwise the batch is written in place (freeing its staging) and
+    /// [`background_step`](Pipe::background_step) syncs it. Returns whom to wake.
+    ///
+    /// Blocks only inside store calls.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] while another commit runs (it commits this batch too, or the next
+    /// one does); [`Error::Poisoned`] when this or an earlier step failed: the batch and every
+    /// later one fail, and the pipe accepts no more writes.
+    pub fn flush_step(&self, now: Instant) -> Result<Wake, Error> {
+        self.engine.flush_step(&self.shared, now)
+    }
+
+    /// The work that would otherwise delay a commit: `Journal::Atomic` writes published
+    /// batches in place (freeing their staging), paces their writeback and takes checkpoints;
+    /// `Journal::Off` syncs what flush steps wrote in place without a sync; both commit a batch
+    /// nobody has led for `flush_interval`. Call it beside the flush steps — from a second
+    /// thread (under `std`, [`ThreadedPipe`](crate::ThreadedPipe) runs one) or a main loop;
+    /// flush steps go on meanwhile. Returns whom to wake.
+    ///
+    /// A pipe whose background step never runs still works: a commit writes published batches
+    /// in place itself when they hold every spare batch plan, and checkpoints itself when it
+    /// needs a journal half no checkpoint freed. But nothing idle is committed or checkpointed.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] when the pipe is poisoned or this step's work failed.
+    pub fn background_step(&self, now: Instant) -> Result<Wake, Error> {
+        self.engine.background_step(&self.shared, now)
+    }
+
+    /// When a flush step next has work: `Some(now)` or later (a batch held open for
+    /// `max_batch_delay`), `None` with nothing to commit.
+    pub fn next_flush_at(&self, now: Instant) -> Option<Instant> {
+        engine::next_flush_at(&self.lock(), &self.shared.config, now)
+    }
+
+    /// When the background step next has work: `Some(now)` or later, `None` while it has
+    /// nothing to do until a commit hands it some.
+    pub fn next_background_at(&self, now: Instant) -> Option<Instant> {
+        self.engine.next_background_at(&self.shared, now)
+    }
+
+    /// For a background runner going to sleep: when to wake up next (`None`: not until told).
+    /// With nothing to do, notes that the background sleeps, so that the next write opening a
+    /// batch says to wake it ([`write_noting`](Pipe::write_noting)).
+    pub(crate) fn park_background(&self, now: Instant) -> Option<Instant> {
+        let next = self.next_background_at(now);
+        if next.is_none() {
+            let mut state = self.lock();
+            // A write may have opened a batch since the look above: then there is work (unless
+            // the pipe is poisoned: then that batch is never committed).
+            if state.open.len > 0 && state.latch.check().is_ok() {
+                return Some(now);
+            }
+            state.background_idle = true;
         }
-        Ok(())
+        next
     }
 
     /// Whether `epoch` is durable: `Ready(Ok)` once it is, `Ready(Err)` if its batch (or an
@@ -673,8 +280,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let state = self.lock();
         if epoch <= state.durable {
             Poll::Ready(Ok(()))
-        } else if let Some(e) = state.poison {
-            Poll::Ready(Err(Error::Poisoned(e)))
+        } else if let Err(e) = state.latch.check() {
+            Poll::Ready(Err(e))
         } else if epoch > state.issued() {
             Poll::Ready(Err(Error::InvalidInput("epoch was never handed out")))
         } else {
@@ -682,26 +289,32 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         }
     }
 
-    /// Asks for everything written so far to be made durable now (the open batch is sealed at the
-    /// next flush step, ignoring `max_batch_delay`). Returns the epoch to wait for, or `None` when
-    /// everything is already durable.
+    /// Asks for `epoch` to be made durable now: the flush step that writes its batch also syncs
+    /// it, and a batch held open for `max_batch_delay` is sealed at once. (A waiter asks this
+    /// once before it waits.)
+    pub fn request_durable(&self, epoch: Epoch) {
+        let mut state = self.lock();
+        state.wanted = state.wanted.max(epoch.min(state.issued()));
+    }
+
+    /// Asks for everything written so far to be made durable now (see
+    /// [`request_durable`](Pipe::request_durable)). Returns the epoch to wait for, or `None`
+    /// when everything is already durable.
     ///
     /// # Errors
     /// [`Error::Poisoned`].
     pub fn request_sync(&self) -> Result<Option<Epoch>, Error> {
         let mut state = self.lock();
-        if let Some(e) = state.poison {
-            return Err(Error::Poisoned(e));
-        }
+        state.latch.check()?;
         let issued = state.issued();
         if issued <= state.durable {
             return Ok(None);
         }
-        state.sync_requested = true;
+        state.wanted = state.wanted.max(issued);
         Ok(Some(issued))
     }
 
-    /// Asks for `chunks` more chunks; the flusher grows the store at its next step (the grow is
+    /// Asks for `chunks` more chunks; the next flush step grows the store (the grow is
     /// ordered with batches and made durable before it completes). Poll the ticket with
     /// [`poll_grow`](Pipe::poll_grow).
     ///
@@ -716,7 +329,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         let base = state.grow.target_chunks.max(state.len_chunks);
         let target_chunks = base
             .checked_add(chunks)
-            .filter(|t| t.checked_mul(self.config.chunk_bytes()).is_some())
+            .filter(|t| t.checked_mul(self.shared.chunk_bytes()).is_some())
             .ok_or(Error::InvalidInput("grow overflows the byte length"))?;
         state.grow.target_chunks = target_chunks;
         state.grow.requested += 1;
@@ -735,8 +348,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         if state.len_chunks >= ticket.target_chunks {
             return Poll::Ready(Ok(state.len_chunks));
         }
-        if let Some(e) = state.poison {
-            return Poll::Ready(Err(Error::Poisoned(e)));
+        if let Err(e) = state.latch.check() {
+            return Poll::Ready(Err(e));
         }
         if state.grow.completed >= ticket.seq {
             // A completed request short of its target failed; `last_error` says how.
@@ -746,45 +359,51 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         Poll::Pending
     }
 
-    /// Stops accepting writes, and reports whether everything accepted is durable: `Pending`
-    /// while flush steps still have work.
+    /// Stops accepting writes, and reports whether everything accepted is durable (and, with
+    /// `Journal::Atomic`, in place and checkpointed): `Pending` while steps still have work.
     ///
     /// # Errors
     /// [`Error::Poisoned`] when a batch failed.
     pub fn try_close(&self) -> Poll<Result<(), Error>> {
         let mut state = self.lock();
         state.closing = true;
-        if let Some(e) = state.poison {
-            return Poll::Ready(Err(Error::Poisoned(e)));
-        }
+        state.latch.check()?;
         let grow_pending = state.grow.completed < state.grow.requested;
-        let journal_pending = !state.apply.is_empty() || state.journal_dirty();
-        if state.all_published() && !grow_pending && !journal_pending {
+        if state.all_published() && !grow_pending && self.engine.settled(&state) {
             Poll::Ready(Ok(()))
         } else {
             Poll::Pending
         }
     }
 
-    /// `Ready` once [`try_close`](Pipe::try_close) was called and has nothing left to wait for
-    /// (everything durable, or poisoned); `Pending` otherwise. Does not start closing.
-    pub fn try_close_if_closing(&self) -> Poll<()> {
-        let closing = self.lock().closing;
-        if closing && self.try_close().is_ready() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+    /// Whether [`try_close`](Pipe::try_close) was called.
+    pub fn closing(&self) -> bool {
+        self.lock().closing
     }
 
     /// Poisons the pipe with [`StoreErrorKind::Internal`] unless it already is: nothing in
     /// flight will ever be published.
     pub fn fail_stop(&self) {
-        let mut state = self.lock();
-        state
-            .poison
-            .get_or_insert(StoreError::new(StoreErrorKind::Internal, Op::Sync));
+        self.shared
+            .trip(StoreError::new(StoreErrorKind::Internal, Op::Sync));
     }
+
+    /// The state lock, for the other modules of the core.
+    pub(crate) fn lock(&self) -> StateGuard<'_, 'a> {
+        self.shared.lock()
+    }
+}
+
+/// `Journal::Off`: checks the store's length against the config and grows a short store.
+fn prepare_store<S: ChunkStore>(store: &S, config: &Config) -> Result<(), Error> {
+    let len_bytes = store.len()?;
+    if len_bytes % config.chunk_bytes() != 0 {
+        return Err(Error::InvalidInput(
+            "store length is not a multiple of chunk_size",
+        ));
+    }
+    store.grow(config.initial_chunks * config.chunk_bytes())?;
+    Ok(())
 }
 
 #[cfg(feature = "alloc")]
@@ -812,8 +431,9 @@ impl<S: ChunkStore> Pipe<'static, S> {
 
 impl Config {
     /// Bytes of staging memory a pipe with this config needs (0 for an invalid config). This is
-    /// all the RAM a pipe uses besides the [`Pipe`] value itself and the stack: there is no
-    /// other queue or heap allocation. With `S` = `staging_chunks` and `C` = `chunk_size`:
+    /// all the RAM a pipe uses besides the [`Pipe`] value itself, the stack and (with
+    /// [`chunk_checksums`](Config::chunk_checksums)) the checksum table: there is no other
+    /// queue or heap allocation. With `S` = `staging_chunks` and `C` = `chunk_size`:
     ///
     /// | what | bytes |
     /// |---|---|
@@ -825,13 +445,11 @@ impl Config {
     /// | alignment slack | `7` |
     ///
     /// For example 4 slots of 64 bytes: `256 + 512 + 64 + 320 + 128 + 7 = 1287` bytes; the
-    /// default 1024 slots of 4 KiB: 4 MiB of data plus 128.5 KiB of bookkeeping. With
-    /// [`chunk_checksums`](Config::chunk_checksums), the checksum table adds 4 bytes per data
-    /// chunk on the heap (1 MiB per GiB of 4 KiB chunks). The [`Pipe`]
-    /// value holds the config, the locks, the counters and the recovery report (about 1 KiB,
-    /// under 1.25 KiB with or without `std`; tests check both), and
-    /// a flush step uses under 5 KiB of stack (the 256-entry buffer list of a journal append, a
-    /// 512-byte superblock).
+    /// default 1024 slots of 4 KiB: 4 MiB of data plus 128.5 KiB of bookkeeping. The checksum
+    /// table adds 4 bytes per data chunk on the heap (1 MiB per GiB of 4 KiB chunks). The
+    /// [`Pipe`] value holds the config, the locks, the counters and the recovery report (about
+    /// 1 KiB, under 1.25 KiB with or without `std`; tests check both), and a step uses under
+    /// 5 KiB of stack (the 256-entry buffer list of a journal append, a 512-byte superblock).
     ///
     /// ```
     /// use chunkpipe_core::Config;
@@ -857,26 +475,15 @@ impl GrowTicket {
     }
 }
 
-impl<'a, S> Pipe<'a, S> {
-    /// The state lock, for the other modules of the core. Releasing it refreshes the mirror
-    /// that reads without the lock consult (`read.rs`).
-    pub(crate) fn lock(&self) -> StateGuard<'_, 'a> {
-        StateGuard {
-            guard: self.state.lock(),
-            mirror: &self.read_mirror,
-        }
-    }
-}
-
 impl<S> core::fmt::Debug for Pipe<'_, S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let state = self.lock();
+        let state = self.shared.lock();
         f.debug_struct("Pipe")
-            .field("config", &self.config)
+            .field("config", &self.shared.config)
             .field("len_chunks", &state.len_chunks)
             .field("durable", &state.durable)
             .field("issued", &state.issued())
-            .field("poison", &state.poison)
+            .field("poison", &state.latch.failure())
             .finish_non_exhaustive()
     }
 }

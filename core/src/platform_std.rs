@@ -1,5 +1,5 @@
 //! The std platform pieces: a condvar [`Signal`], a monotonic [`Clock`] and [`ThreadedPipe`], a
-//! pipe with its flusher thread running.
+//! pipe with its background thread running.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -120,14 +120,16 @@ impl Clock for StdClock {
     }
 }
 
-/// The blocking pipe a [`ThreadedPipe`] shares with its flusher thread.
+/// The blocking pipe a [`ThreadedPipe`] shares with its background thread.
 pub type StdPipe<S> = BlockingPipe<'static, S, StdClock, StdSignal>;
 
-/// A pipe with its flusher thread running: the ready-to-use form on an OS with threads.
+/// A pipe with its background thread running: the ready-to-use form on an OS with threads.
 ///
 /// It dereferences to [`BlockingPipe`], whose methods take `&self`: share it between threads
-/// with `std::thread::scope` or an `Arc`. [`close`](ThreadedPipe::close) (or drop) flushes,
-/// stops the flusher and joins it.
+/// with `std::thread::scope` or an `Arc`. Commits run on the threads that wait for durability
+/// (leader/follower, see [`BlockingPipe`]); the one background thread writes published batches
+/// in place, checkpoints, and syncs what nobody waits for. [`close`](ThreadedPipe::close) (or
+/// drop) commits everything, stops the background thread and joins it.
 ///
 /// ```
 /// use chunkpipe_core::{Config, MemStore, ThreadedPipe};
@@ -141,81 +143,55 @@ pub type StdPipe<S> = BlockingPipe<'static, S, StdClock, StdSignal>;
 /// ```
 pub struct ThreadedPipe<S: ChunkStore + Send + Sync + 'static> {
     shared: Arc<StdPipe<S>>,
-    /// The flusher, then the checkpointer.
-    threads: std::vec::Vec<JoinHandle<()>>,
-}
-
-/// Spawns a pipe thread running `body`. A panic in it (a store that panics, or a bug) must not
-/// leave waiters hanging: it poisons the pipe and wakes everyone with the error.
-fn spawn<S: ChunkStore + Send + Sync + 'static>(
-    name: &str,
-    shared: &Arc<StdPipe<S>>,
-    body: fn(&StdPipe<S>),
-) -> Result<JoinHandle<()>, Error> {
-    let shared = Arc::clone(shared);
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            let run = std::panic::AssertUnwindSafe(|| body(&shared));
-            if std::panic::catch_unwind(run).is_err() {
-                shared.fail_stop();
-            }
-        })
-        .map_err(|_| {
-            Error::Store(crate::StoreError::new(
-                crate::StoreErrorKind::Other,
-                crate::Op::Open,
-            ))
-        })
+    background: Option<JoinHandle<()>>,
 }
 
 impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
-    /// Creates a `Journal::Off` pipe over `store` with allocated staging and starts its flusher
-    /// and checkpointer threads.
+    /// Creates a `Journal::Off` pipe over `store` with allocated staging and starts its
+    /// background thread.
     ///
     /// # Errors
-    /// As [`Pipe::new`]; an [`Error::Store`] if a thread cannot be spawned.
+    /// As [`Pipe::new`]; an [`Error::Store`] if the thread cannot be spawned.
     pub fn start(store: S, config: Config) -> Result<Self, Error> {
         Self::from_pipe(Pipe::new(store, config)?)
     }
 
     /// Creates a `Journal::Atomic` pipe over `data` and `journal` (recovering the journal) and
-    /// starts its flusher and checkpointer threads.
+    /// starts its background thread.
     ///
     /// # Errors
-    /// As [`Pipe::with_journal`]; an [`Error::Store`] if a thread cannot be spawned.
+    /// As [`Pipe::with_journal`]; an [`Error::Store`] if the thread cannot be spawned.
     pub fn start_journaled(data: S, journal: S, config: Config) -> Result<Self, Error> {
         Self::from_pipe(Pipe::with_journal(data, journal, config)?)
     }
 
-    /// Starts the flusher and checkpointer threads of an existing pipe.
+    /// Starts the background thread of an existing pipe.
     ///
     /// # Errors
-    /// An [`Error::Store`] if a thread cannot be spawned.
+    /// An [`Error::Store`] if the thread cannot be spawned.
     pub fn from_pipe(pipe: Pipe<'static, S>) -> Result<Self, Error> {
-        let signals = [StdSignal::new(), StdSignal::new(), StdSignal::new()];
+        let signals = [StdSignal::new(), StdSignal::new()];
         let shared = Arc::new(BlockingPipe::new(pipe, StdClock, signals));
-        let flusher = spawn("chunkpipe-flusher", &shared, StdPipe::run_flusher)?;
-        let mut threaded = ThreadedPipe {
+        let runner = Arc::clone(&shared);
+        let background = std::thread::Builder::new()
+            .name("chunkpipe-background".into())
+            // A panic in a step (a store that panics, or a bug) poisons the pipe and wakes
+            // everyone with the error before it ends the thread.
+            .spawn(move || runner.run_background())
+            .map_err(|_| {
+                Error::Store(crate::StoreError::new(
+                    crate::StoreErrorKind::Other,
+                    crate::Op::Open,
+                ))
+            })?;
+        Ok(ThreadedPipe {
             shared,
-            threads: std::vec![flusher],
-        };
-        let checkpointer = spawn(
-            "chunkpipe-checkpointer",
-            &threaded.shared,
-            StdPipe::run_checkpointer,
-        );
-        match checkpointer {
-            Ok(thread) => threaded.threads.push(thread),
-            Err(e) => {
-                let _ = threaded.shut_down();
-                return Err(e);
-            }
-        }
-        Ok(threaded)
+            background: Some(background),
+        })
     }
 
-    /// Flushes and syncs everything written, stops the flusher and reports the last error.
+    /// Commits and syncs everything written, stops the background thread and reports the last
+    /// error.
     ///
     /// # Errors
     /// [`Error::Poisoned`] if any batch failed.
@@ -225,9 +201,9 @@ impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
 
     fn shut_down(&mut self) -> Result<(), Error> {
         let result = self.shared.close();
-        for thread in self.threads.drain(..) {
-            // Both threads return once close has nothing left to wait for; they never panic by
-            // design, and if one did, the error is already in `result` or lost with the thread.
+        if let Some(thread) = self.background.take() {
+            // The thread returns once close has nothing left to wait for; a panic ended it
+            // early only after poisoning the pipe, so `result` holds the error.
             let _ = thread.join();
         }
         result

@@ -26,10 +26,12 @@
 //! only a chunk that fails there too is damage. (A batch updates the table before it leaves the
 //! index, under the state lock, so a chunk not staged at the patch has its final entry.)
 
-use crate::journal::table::chunk_crc;
-use crate::pipe::State;
+use crate::engine::Engine;
+use crate::journal::table::{ChecksumTable, chunk_crc};
 #[cfg(feature = "std")]
-use crate::sync::{AtomicU64, Ordering};
+use crate::mirror::ReadMirror;
+use crate::state::State;
+use crate::sync::Mutex;
 use crate::{ChunkStore, Damage, Error, Op, Pipe, StoreError, StoreErrorKind, StoreRole};
 
 /// Chunks whose CRCs a read computes before it takes the table's lock to compare them.
@@ -44,31 +46,29 @@ impl<S: ChunkStore> Pipe<'_, S> {
     /// [`Error::Corrupt`] for a chunk of the data store that does not match its checksum, or a
     /// data store cut shorter than the pipe.
     pub fn read_into(&self, index: u64, buf: &mut [u8]) -> Result<(), Error> {
-        self.read_reporting_freed(index, buf).map(|_| ())
+        self.read_freeing(index, buf).map(|_| ())
     }
 
-    /// [`read_into`](Pipe::read_into), also returning how many staging slots the read's
-    /// grace period held back and freed on exit (the blocking layer wakes blocked writers then).
-    pub(crate) fn read_reporting_freed(&self, index: u64, buf: &mut [u8]) -> Result<u32, Error> {
+    /// [`read_into`](Pipe::read_into), also saying whether the read's grace period held back
+    /// staging that a writer waited for, freed as the read left (its caller wakes the writer).
+    pub(crate) fn read_freeing(&self, index: u64, buf: &mut [u8]) -> Result<bool, Error> {
         if let Some(unstaged) = self.read_unstaged(index, buf) {
-            return unstaged.map(|()| 0);
+            return unstaged.map(|()| false);
         }
         let ticket = {
             let mut state = self.lock();
-            self.check_range(index, buf.len(), state.len_chunks)?;
-            if let Some(e) = state.poison {
-                return Err(Error::Poisoned(e));
-            }
+            self.shared
+                .check_range(index, buf.len(), state.len_chunks)?;
+            state.latch.check()?;
             state.pool.enter_reader()
         };
         let read = self.read_store(index, buf);
         let suspect = read.is_ok() && self.check_chunks(index, buf).is_err();
         let mut guard = self.lock();
         let state = &mut *guard;
-        let result = match (read, state.poison) {
-            (_, Some(e)) => Err(Error::Poisoned(e)),
-            (Err(e), None) => Err(e),
-            (Ok(()), None) => {
+        let result = match (read, state.latch.check()) {
+            (_, Err(e)) | (Err(e), Ok(())) => Err(e),
+            (Ok(()), Ok(())) => {
                 self.patch_from_staging(state, index, buf);
                 if suspect {
                     self.check_unstaged(state, index, buf)
@@ -77,25 +77,26 @@ impl<S: ChunkStore> Pipe<'_, S> {
                 }
             }
         };
-        let freed = state.pool.exit_reader(ticket, &mut state.index);
-        result.map(|()| freed)
+        let freed = state.pool.exit_reader(ticket, &mut state.index) > 0;
+        let wake_writers = freed && state.staging_freed();
+        result.map(|()| wake_writers)
     }
 
     /// The read without the lock, when nothing is staged before or during it (module docs);
     /// `None` when that cannot be shown, or the request needs the locked path's checks.
     #[cfg(feature = "std")]
     fn read_unstaged(&self, index: u64, buf: &mut [u8]) -> Option<Result<(), Error>> {
-        let mirror = &self.read_mirror;
-        let before = mirror.version.load(Ordering::SeqCst);
+        let mirror = self.shared.mirror();
+        let before = mirror.version();
         if !ReadMirror::is_unstaged(before) {
             return None;
         }
-        let len_chunks = mirror.len_chunks.load(Ordering::SeqCst);
-        self.check_range(index, buf.len(), len_chunks).ok()?;
+        let len_chunks = mirror.len_chunks();
+        self.shared.check_range(index, buf.len(), len_chunks).ok()?;
         let read = self
             .read_store(index, buf)
             .and_then(|()| self.check_chunks(index, buf));
-        let after = mirror.version.load(Ordering::SeqCst);
+        let after = mirror.version();
         (after == before).then_some(read)
     }
 
@@ -107,29 +108,32 @@ impl<S: ChunkStore> Pipe<'_, S> {
     /// Reads chunks `index..` from the store into `buf` as it is, staging aside. A store that
     /// ends before chunks the pipe holds is damage (it was cut short under the pipe).
     fn read_store(&self, index: u64, buf: &mut [u8]) -> Result<(), Error> {
-        let offset = index * self.config.chunk_bytes();
-        self.store.read_at(offset, &mut [buf]).map_err(|e| match e {
-            StoreError {
-                kind: StoreErrorKind::OutOfBounds,
-                op: Op::Read,
-                ..
-            } => Error::Corrupt(Damage::new(
-                StoreRole::Data,
-                offset,
-                "the data store is shorter than the pipe recorded",
-            )),
-            e => Error::Store(e),
-        })
+        let offset = index * self.shared.chunk_bytes();
+        self.shared
+            .data
+            .read_at(offset, &mut [buf])
+            .map_err(|e| match e {
+                StoreError {
+                    kind: StoreErrorKind::OutOfBounds,
+                    op: Op::Read,
+                    ..
+                } => Error::Corrupt(Damage::new(
+                    StoreRole::Data,
+                    offset,
+                    "the data store is shorter than the pipe recorded",
+                )),
+                e => Error::Store(e),
+            })
     }
 
     /// Checks every chunk of `buf` (chunks `index..`, as the store returned them) against the
     /// checksum table; the first that fails is [`Error::Corrupt`]. Nothing to check without a
     /// table.
     fn check_chunks(&self, index: u64, buf: &[u8]) -> Result<(), Error> {
-        let Some(table) = &self.table else {
+        let Some(table) = self.table() else {
             return Ok(());
         };
-        let chunk = self.config.chunk_size as usize;
+        let chunk = self.shared.config.chunk_size as usize;
         let mut crcs = [0u32; CHECK_GROUP];
         for (g, group) in buf.chunks(chunk * CHECK_GROUP).enumerate() {
             let first = index + (g * CHECK_GROUP) as u64;
@@ -148,11 +152,11 @@ impl<S: ChunkStore> Pipe<'_, S> {
     /// Under the state lock, after the patch: checks again every chunk of `buf` that did not
     /// come from staging (see the module docs).
     fn check_unstaged(&self, state: &State<'_>, index: u64, buf: &[u8]) -> Result<(), Error> {
-        let Some(table) = &self.table else {
+        let Some(table) = self.table() else {
             return Ok(());
         };
         let table = table.lock();
-        let chunk = self.config.chunk_size as usize;
+        let chunk = self.shared.config.chunk_size as usize;
         for (i, bytes) in buf.chunks_exact(chunk).enumerate() {
             let at = index + i as u64;
             if state.index.get(at).is_none() && !table.matches(at, chunk_crc(bytes)) {
@@ -165,9 +169,17 @@ impl<S: ChunkStore> Pipe<'_, S> {
     fn damaged_chunk(&self, chunk: u64) -> Error {
         Error::Corrupt(Damage::new(
             StoreRole::Data,
-            chunk * self.config.chunk_bytes(),
+            chunk * self.shared.chunk_bytes(),
             "the chunk does not match its checksum",
         ))
+    }
+
+    /// The chunk checksum table, where the pipe keeps one.
+    fn table(&self) -> Option<&Mutex<ChecksumTable>> {
+        match &self.engine {
+            Engine::Atomic(atomic) => atomic.table.as_ref(),
+            Engine::Off(_) => None,
+        }
     }
 
     /// Copies every staged chunk of the range over `buf`. Probes the index per chunk, or scans
@@ -176,7 +188,7 @@ impl<S: ChunkStore> Pipe<'_, S> {
         if state.index.is_empty() {
             return;
         }
-        let chunk = self.config.chunk_size as usize;
+        let chunk = self.shared.config.chunk_size as usize;
         let count = (buf.len() / chunk) as u64;
         state.index.for_each_in(index, count, |at, slot| {
             let offset = (at - index) as usize * chunk;
@@ -209,80 +221,12 @@ impl<S: ChunkStore> Pipe<'_, S> {
         }
         let len = usize::try_from(count)
             .ok()
-            .and_then(|c| c.checked_mul(self.config.chunk_size as usize))
+            .and_then(|c| c.checked_mul(self.shared.config.chunk_size as usize))
             .ok_or(Error::InvalidInput("read size overflows usize"))?;
         let mut buf = alloc::vec::Vec::new();
         buf.try_reserve_exact(len)
             .map_err(|_| Error::InvalidInput("read size too large to allocate"))?;
         buf.resize(len, 0);
         Ok(buf)
-    }
-}
-
-/// What a read without the lock needs from the state, refreshed whenever the state lock is
-/// released (module docs). Without `std` there is no lock-free read and nothing to refresh.
-#[derive(Debug)]
-pub(crate) struct ReadMirror {
-    /// Even while nothing is staged and the pipe is not poisoned, odd otherwise; each change
-    /// between the two moves it on, so equal values at two times mean no staging in between.
-    #[cfg(feature = "std")]
-    version: AtomicU64,
-    /// The store's length in chunks, as the state has it.
-    #[cfg(feature = "std")]
-    len_chunks: AtomicU64,
-}
-
-/// The values last stored in the [`ReadMirror`], kept in the state so that a release compares
-/// plain fields and touches the atomics only when something changed.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Mirrored {
-    version: u64,
-    len_chunks: u64,
-}
-
-impl Mirrored {
-    /// As a new [`ReadMirror`] starts.
-    pub(crate) const START: Mirrored = Mirrored {
-        version: 1,
-        len_chunks: 0,
-    };
-}
-
-impl ReadMirror {
-    /// Starts as "something staged", so reads take the lock until the first release says
-    /// otherwise.
-    pub(crate) fn new() -> Self {
-        ReadMirror {
-            #[cfg(feature = "std")]
-            version: AtomicU64::new(Mirrored::START.version),
-            #[cfg(feature = "std")]
-            len_chunks: AtomicU64::new(Mirrored::START.len_chunks),
-        }
-    }
-
-    fn is_unstaged(version: u64) -> bool {
-        version % 2 == 0
-    }
-
-    /// Records `state` as it is released; the state lock is held, so this is the only writer.
-    pub(crate) fn refresh(&self, state: &mut State<'_>) {
-        let unstaged = state.index.is_empty() && state.poison.is_none();
-        let mirrored = &mut state.mirrored;
-        if Self::is_unstaged(mirrored.version) != unstaged {
-            mirrored.version += 1;
-            #[cfg(feature = "std")]
-            self.version.store(mirrored.version, Ordering::SeqCst);
-        }
-        if mirrored.len_chunks != state.len_chunks {
-            mirrored.len_chunks = state.len_chunks;
-            #[cfg(feature = "std")]
-            self.len_chunks.store(state.len_chunks, Ordering::SeqCst);
-        }
-    }
-
-    /// Whether a read would now skip the lock (for tests).
-    #[cfg(all(test, feature = "std"))]
-    pub(crate) fn unstaged(&self) -> bool {
-        Self::is_unstaged(self.version.load(Ordering::SeqCst))
     }
 }

@@ -33,7 +33,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                 "a transaction must reserve at least one chunk",
             ));
         }
-        self.check_fits_staging(u64::from(max_chunks))?;
+        self.shared.check_fits_staging(u64::from(max_chunks))?;
         let mut state = self.lock();
         state.check_writable()?;
         if state.pool.available() < max_chunks {
@@ -59,7 +59,9 @@ impl<S: ChunkStore> Transaction<'_, '_, S> {
     pub fn write(&mut self, index: u64, data: &[u8]) -> Result<(), Error> {
         let pipe = self.pipe;
         let mut state = pipe.lock();
-        let count = pipe.check_range(index, data.len(), state.len_chunks)?;
+        let count = pipe
+            .shared
+            .check_range(index, data.len(), state.len_chunks)?;
         let wanted = u64::from(self.used) + count;
         if wanted > u64::from(self.reserved) {
             return Err(Error::TooLarge {
@@ -67,10 +69,10 @@ impl<S: ChunkStore> Transaction<'_, '_, S> {
                 capacity: u64::from(self.reserved),
             });
         }
-        if let Some(e) = state.poison {
-            return Err(Error::Poisoned(e));
-        }
-        for (chunk, bytes) in (index..).zip(data.chunks_exact(pipe.config.chunk_size as usize)) {
+        state.latch.check()?;
+        for (chunk, bytes) in
+            (index..).zip(data.chunks_exact(pipe.shared.config.chunk_size as usize))
+        {
             let slot = state.pool.take_filled(chunk, bytes, true);
             if self.tail == NO_SLOT {
                 self.head = slot;
@@ -94,7 +96,13 @@ impl<S: ChunkStore> Transaction<'_, '_, S> {
     /// # Errors
     /// [`Error::InvalidInput`] for an empty transaction; [`Error::Poisoned`], [`Error::Closed`].
     /// On error the transaction's staging is released.
-    pub fn commit(mut self) -> Result<Epoch, Error> {
+    pub fn commit(self) -> Result<Epoch, Error> {
+        self.commit_noting().map(|(epoch, _)| epoch)
+    }
+
+    /// [`commit`](Self::commit), also saying whether the commit opened a batch while the
+    /// background step slept with nothing to do (its caller wakes it).
+    pub(crate) fn commit_noting(mut self) -> Result<(Epoch, bool), Error> {
         if self.used == 0 {
             return Err(Error::InvalidInput("commit of an empty transaction"));
         }
@@ -110,7 +118,7 @@ impl<S: ChunkStore> Transaction<'_, '_, S> {
         self.head = NO_SLOT;
         self.used = 0;
         self.reserved = 0;
-        Ok(state.open.epoch)
+        Ok((state.open.epoch, state.wake_idle_background()))
     }
 }
 

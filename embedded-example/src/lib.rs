@@ -161,6 +161,7 @@ impl<'a> SensorLog<'a> {
                 Err(e) => return Err(e),
             }
         };
+        self.pipe.request_durable(epoch);
         while self.pipe.poll_durable(epoch).is_pending() {
             self.steps()?;
         }
@@ -199,7 +200,7 @@ impl<'a> SensorLog<'a> {
     fn steps(&self) -> Result<(), Error> {
         let now = self.now.get();
         self.pipe.flush_step(now)?;
-        self.pipe.checkpoint_step(now)?;
+        self.pipe.background_step(now)?;
         self.now
             .set(now.saturating_add(core::time::Duration::from_millis(1)));
         Ok(())

@@ -30,7 +30,7 @@ enum Op {
         count: u8,
     },
     Flush,
-    Checkpoint,
+    Background,
     Sync,
     Grow {
         chunks: u8,
@@ -121,8 +121,8 @@ impl Sim {
             Op::Flush => {
                 let _ = pipe.flush_step(self.now);
             }
-            Op::Checkpoint => {
-                let _ = pipe.checkpoint_step(self.now);
+            Op::Background => {
+                let _ = pipe.background_step(self.now);
             }
             Op::Sync => {
                 let _ = pipe.request_sync();
@@ -138,6 +138,7 @@ impl Sim {
                         break;
                     }
                     let _ = pipe.flush_step(self.now);
+                    let _ = pipe.background_step(self.now);
                 }
             }
         }

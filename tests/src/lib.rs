@@ -189,7 +189,7 @@ macro_rules! conformance {
             reads_never_see_part_of_a_write, read_completes_while_a_sync_is_blocked,
             bad_input_returns_errors, store_of_the_wrong_length_is_refused,
             failed_sync_fails_exactly_the_affected_waiters, failed_write_poisons_the_pipe,
-            close_reports_the_last_error, a_panicking_flusher_poisons_instead_of_hanging);
+            close_reports_the_last_error, a_panicking_store_poisons_instead_of_hanging);
     };
     ($make:expr, files) => {
         $crate::conformance!($make);

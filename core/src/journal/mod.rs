@@ -5,16 +5,17 @@
 //! - **Commit** (`JournalLog::append`, called by the flush step): one vectored append of
 //!   header + payload, one `sync` of the journal. The batch is then durable and its epoch is
 //!   published. It is written in place afterwards, off the commit path (no data sync per
-//!   batch): by `Pipe::checkpoint_step` where someone runs it, else by the next flush step.
+//!   batch): by [`Pipe::background_step`](crate::Pipe::background_step), or by a commit that
+//!   needs its staging or batch plan back.
 //! - **Two halves.** Records fill one half of the journal while the other is checkpointed. When
 //!   the next record does not fit, appends move to the other half (a new lap) and the half just
 //!   left becomes the next checkpoint's job: `JournalLog::switch_half` returns that target.
 //! - **Checkpoint** (`checkpoint`): sync the data file, then write the superblock naming the
 //!   checkpoint epoch and where the records after it start, and sync it. It runs off the commit
-//!   path in [`Pipe::checkpoint_step`](crate::Pipe::checkpoint_step) (a second thread under
-//!   `std`), so commits continue while the data file syncs. The flush step itself checkpoints
-//!   only on close, when idle without a checkpointer, or when appends need a half that no
-//!   checkpoint has freed yet (the checkpointer fell behind, or there is none).
+//!   path in [`Pipe::background_step`](crate::Pipe::background_step) (the background thread
+//!   under `std`), so commits continue while the data file syncs. A commit checkpoints itself
+//!   only when appends need a half that no checkpoint has freed yet (the background fell
+//!   behind).
 //! - **Chunk checksums** (`table`): each record carries the CRC of each of its chunks; once a
 //!   batch is written in place those become the chunks' entries in a checksum table kept in
 //!   memory, and every chunk read from the data store is checked against its entry. A

@@ -115,20 +115,46 @@ pub fn close_reports_the_last_error<H: Harness>(h: &H) {
     drop(pipe);
 }
 
-/// A flusher that panics (here: inside the store's sync) poisons the pipe and wakes its waiters
-/// with an error instead of leaving them waiting forever.
-pub fn a_panicking_flusher_poisons_instead_of_hanging<H: Harness>(h: &H) {
+/// A store that panics inside a sync poisons the pipe: the panic goes up the thread that ran
+/// the step (a writer leading its commit, or the background thread), and every waiter gets an
+/// error instead of waiting forever — the batch the sync covered is never reported durable.
+pub fn a_panicking_store_poisons_instead_of_hanging<H: Harness>(h: &H) {
     let pipe = h.open(config(8, 8)).unwrap();
     let durable = pipe.write_durable(0, &chunk_with(1)).unwrap();
     pipe.pipe().store().panic_next_sync();
     let epoch = pipe.write(1, &chunk_with(2)).unwrap();
-    let internal = |r: Result<(), Error>| matches!(r, Err(Error::Poisoned(e)) if e.kind == StoreErrorKind::Internal);
-    let waited = pipe.wait(epoch);
-    assert!(internal(waited), "{waited:?}");
+    let internal = |r: &Result<(), Error>| matches!(r, Err(Error::Poisoned(e)) if e.kind == StoreErrorKind::Internal);
+    // The data store syncs in this thread's commit (`Journal::Off`) or in a checkpoint (the
+    // background's, or a commit's when the journal needs a half): keep syncing until it panics.
+    let mut waited = Ok(());
+    for round in 0..64 {
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pipe.wait(epoch)?;
+            pipe.sync()?;
+            pipe.write_durable(round % 8, &chunk_with(3))
+        }));
+        match step {
+            Err(_panicked_here) => {
+                waited = pipe.wait(epoch);
+                break;
+            }
+            Ok(Err(e)) => {
+                waited = Err(e);
+                break;
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+    assert!(internal(&waited) || waited.is_ok(), "{waited:?}");
+    let poisoned = pipe.pipe().poisoned();
+    assert!(
+        matches!(poisoned, Some(Error::Poisoned(e)) if e.kind == StoreErrorKind::Internal),
+        "{poisoned:?}"
+    );
     assert_eq!(pipe.wait(durable), Ok(()));
     assert!(matches!(
         pipe.write(2, &chunk_with(3)),
         Err(Error::Poisoned(_))
     ));
-    assert!(internal(pipe.close()));
+    assert!(internal(&pipe.close()));
 }

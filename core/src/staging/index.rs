@@ -5,7 +5,33 @@
 //! table with linear probing and backward-shift deletion, at most half full (it has two entries
 //! per staging slot), in memory carved from the staging buffer.
 
-use crate::staging::{IndexEntry, NO_SLOT, Region};
+use super::NO_SLOT;
+use super::memory::Region;
+
+/// One entry of the chunk index: the newest staged slot of `chunk`, or `NO_SLOT`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IndexEntry {
+    pub(crate) chunk: u64,
+    pub(crate) slot: u32,
+    pad: u32,
+}
+
+impl IndexEntry {
+    pub(crate) const EMPTY: IndexEntry = IndexEntry {
+        chunk: 0,
+        slot: NO_SLOT,
+        pad: 0,
+    };
+
+    pub(crate) fn new(chunk: u64, slot: u32) -> Self {
+        IndexEntry {
+            chunk,
+            slot,
+            pad: 0,
+        }
+    }
+}
 
 /// Chunk → newest staged slot.
 pub(crate) struct ChunkIndex<'a> {

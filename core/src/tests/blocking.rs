@@ -1,0 +1,201 @@
+//! The blocking layer on one thread: which signal each step's [`Wake`] notifies, when a waiter
+//! leads a commit itself, and what it sleeps on otherwise. The signals record what they are
+//! told and never block (a spurious return is allowed by [`Signal`]).
+
+use core::cell::Cell;
+use core::time::Duration;
+use std::sync::Arc;
+
+use super::*;
+use crate::{BlockingPipe, Clock, Signal};
+
+/// A signal that counts its notifications and its waits, and returns from a wait at once.
+#[derive(Default)]
+struct Recording {
+    notified: Cell<u32>,
+    waits: Cell<u32>,
+}
+
+impl Signal for Recording {
+    fn token(&self) -> u32 {
+        self.notified.get()
+    }
+    fn wait(&self, _token: u32, _deadline: Option<Instant>) {
+        self.waits.set(self.waits.get() + 1);
+    }
+    fn notify_all(&self) {
+        self.notified.set(self.notified.get() + 1);
+    }
+}
+
+/// A clock the test sets.
+#[derive(Default)]
+struct Manual(Cell<Instant>);
+
+impl Clock for Manual {
+    fn now(&self) -> Instant {
+        self.0.get()
+    }
+}
+
+type Blocking<S> = BlockingPipe<'static, S, Manual, Recording>;
+
+fn blocking<S: ChunkStore>(pipe: Pipe<'static, S>) -> Blocking<S> {
+    BlockingPipe::new(pipe, Manual::default(), Default::default())
+}
+
+/// (progress notifications, background notifications).
+fn notified<S: ChunkStore>(pipe: &Blocking<S>) -> (u32, u32) {
+    let (progress, background) = pipe.signals();
+    (progress.notified.get(), background.notified.get())
+}
+
+fn atomic_config() -> Config {
+    config(8, 4)
+        .with_journal(Journal::Atomic)
+        .with_journal_bytes(64 * 1024)
+}
+
+/// An uncontended waiter commits its own batch on its own thread: one flush step, no sleep,
+/// and the background is told it has a batch to write in place.
+#[test]
+fn a_waiter_leads_its_own_commit() {
+    let pipe =
+        blocking(Pipe::with_journal(MemStore::new(), MemStore::new(), atomic_config()).unwrap());
+    let epoch = pipe.write(0, &chunk(1)).unwrap();
+    assert_eq!(notified(&pipe), (0, 0), "the background did not park yet");
+    pipe.wait(epoch).unwrap();
+    assert_eq!(
+        notified(&pipe),
+        (1, 1),
+        "durable: waiters; in place: the background"
+    );
+    assert_eq!(pipe.signals().0.waits.get(), 0, "never slept");
+    assert_eq!(pipe.pipe().durable_epoch(), epoch);
+}
+
+/// `Journal::Off`: the waiter's commit syncs too, so nothing is left for the background.
+#[test]
+fn an_off_waiter_syncs_in_its_commit() {
+    let pipe = blocking(Pipe::new(MemStore::new(), config(8, 4)).unwrap());
+    let epoch = pipe.write_durable(0, &chunk(1)).unwrap();
+    assert_eq!(pipe.pipe().durable_epoch(), epoch);
+    assert_eq!(notified(&pipe), (1, 0));
+    assert_eq!(pipe.pipe().next_background_at(Instant::ZERO), None);
+}
+
+/// A write into an empty batch wakes a background that parked with nothing to do; later
+/// writes into the same batch do not.
+#[test]
+fn a_write_wakes_a_parked_background_once() {
+    let pipe = blocking(Pipe::new(MemStore::new(), config(8, 4)).unwrap());
+    assert_eq!(pipe.pipe().park_background(Instant::ZERO), None);
+    pipe.write(0, &chunk(1)).unwrap();
+    assert_eq!(notified(&pipe), (0, 1));
+    pipe.write(1, &chunk(1)).unwrap();
+    assert_eq!(notified(&pipe), (0, 1));
+    let mut tx = pipe.transaction(1).unwrap();
+    tx.write(2, &chunk(1)).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(notified(&pipe), (0, 1));
+}
+
+/// A transaction committed into an empty batch wakes a parked background too.
+#[test]
+fn a_transaction_wakes_a_parked_background() {
+    let pipe = blocking(Pipe::new(MemStore::new(), config(8, 4)).unwrap());
+    assert_eq!(pipe.pipe().park_background(Instant::ZERO), None);
+    let mut tx = pipe.transaction(1).unwrap();
+    tx.write(2, &chunk(1)).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(notified(&pipe), (0, 1));
+}
+
+/// A writer short of staging seals the batch held open for `max_batch_delay` at once and
+/// writes it in place itself, then wakes the background for the sync nobody asked for.
+#[test]
+fn a_writer_short_of_staging_leads_the_commit_that_frees_it() {
+    let config = config(8, 1).with_max_batch_delay(Duration::from_millis(1));
+    let pipe = blocking(Pipe::new(MemStore::new(), config).unwrap());
+    pipe.write(0, &chunk(1)).unwrap();
+    pipe.write(1, &chunk(2)).unwrap();
+    assert_eq!(
+        store_chunk(pipe.pipe().store(), 0),
+        chunk(1),
+        "the first in place"
+    );
+    assert_eq!(pipe.signals().0.waits.get(), 0);
+    assert_eq!(
+        notified(&pipe),
+        (1, 1),
+        "staging freed that a writer waited for; a sync owed"
+    );
+    assert_eq!(
+        pipe.pipe().next_background_at(Instant::ZERO),
+        Some(Instant::ZERO)
+    );
+}
+
+/// A grow is committed by the thread that waits for it.
+#[test]
+fn a_grow_settles_its_waiter() {
+    let pipe = blocking(Pipe::new(MemStore::new(), config(2, 4)).unwrap());
+    assert_eq!(pipe.grow(3), Ok(5));
+    assert_eq!(notified(&pipe), (1, 0));
+}
+
+/// The background runner does its work, wakes whom each step says, and returns once a close
+/// has nothing left to wait for; `close` then returns at once.
+#[test]
+fn the_background_runner_settles_a_close() {
+    let pipe =
+        blocking(Pipe::with_journal(MemStore::new(), MemStore::new(), atomic_config()).unwrap());
+    let epoch = pipe.write_durable(3, &chunk(7)).unwrap();
+    assert!(pipe.pipe().try_close().is_pending());
+    let before = notified(&pipe);
+    pipe.run_background();
+    assert!(pipe.pipe().try_close().is_ready());
+    assert_eq!(
+        notified(&pipe).0,
+        before.0 + 2,
+        "the settling checkpoint, then the return"
+    );
+    pipe.close().unwrap();
+    assert_eq!(pipe.pipe().durable_epoch(), epoch);
+    assert_eq!(store_chunk(pipe.pipe().store(), 3), chunk(7));
+}
+
+/// A poisoned pipe wakes every waiter with the error; a waiter that finds it returns it.
+#[test]
+fn a_failure_reaches_the_waiter_that_led_the_commit() {
+    let store = Arc::new(Faulty::default());
+    let pipe = blocking(Pipe::new(Arc::clone(&store), config(8, 4)).unwrap());
+    Faulty::failing(&store.fail_syncs, true);
+    let failure = crate::StoreError::new(crate::StoreErrorKind::Io, crate::Op::Sync);
+    assert_eq!(
+        pipe.write_durable(0, &chunk(1)),
+        Err(Error::Poisoned(failure))
+    );
+    assert_eq!(notified(&pipe).0, 1, "the failure is a wake-up");
+    pipe.fail_stop();
+    assert_eq!(notified(&pipe), (2, 1));
+}
+
+/// A store that panics in a step this layer runs: the panic goes on up the thread that ran
+/// it, the pipe is poisoned, and both signals wake whoever sleeps on them.
+#[test]
+fn a_panicking_step_poisons_the_pipe_and_wakes_everyone() {
+    let store = Arc::new(Faulty::default());
+    let pipe = blocking(Pipe::new(Arc::clone(&store), config(8, 4)).unwrap());
+    let epoch = pipe.write(0, &chunk(1)).unwrap();
+    Faulty::failing(&store.panic_syncs, true);
+    let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipe.wait(epoch)));
+    assert!(
+        waited.is_err(),
+        "the panic reaches the thread that ran the step"
+    );
+    assert_eq!(notified(&pipe), (1, 1));
+    let internal = crate::StoreError::new(crate::StoreErrorKind::Internal, crate::Op::Sync);
+    assert_eq!(pipe.pipe().poisoned(), Some(Error::Poisoned(internal)));
+    assert_eq!(pipe.wait(epoch), Err(Error::Poisoned(internal)));
+}
