@@ -5,6 +5,8 @@
 
 #[cfg(feature = "frozen-core")]
 mod frozen;
+#[cfg(feature = "okaywal")]
+mod okaywal;
 mod report;
 mod sys;
 mod targets;
@@ -19,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use sys::DeviceCounters;
 use targets::Implementation;
-use workloads::{RowResult, W1_CHUNKS_PER_THREAD, W2_CHUNKS_PER_WRITE, Workload};
+use workloads::{Pattern, RowResult, W2_CHUNKS_PER_WRITE, Workload};
 
 /// Options of `chunkpipe bench`.
 #[derive(clap::Args, Debug)]
@@ -56,6 +58,10 @@ pub struct BenchArgs {
     /// Draw W1 throughput against thread count for every implementation into this SVG file.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// W1 threads cycle over 64 chunks each and W4 draws from a 4 MiB file, instead of sweeping
+    /// a 256 MiB file (the pattern the targets are set for).
+    #[arg(long)]
+    hot: bool,
 }
 
 const CHUNK_SIZE: usize = 4096;
@@ -96,25 +102,14 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             println!("{line}");
         }
     };
-    note(format!(
-        "chunkpipe bench: {} s per row, {runs} run(s), files in {}",
-        measure.as_secs_f64(),
-        dir.display()
-    ));
-    if sys::is_tmpfs(&dir) {
-        note(format!(
-            "warning: {} is on tmpfs, where fdatasync is free; pass --dir on a real disk",
-            dir.display()
-        ));
-    }
-    note(format!(
-        "machine: load {:.2}, 4 KiB pwrite+fdatasync p50 {:.0} µs (quiet here: ~125 µs)",
-        sys::load_average(),
-        probe_sync_us(&dir)?
-    ));
-
+    let pattern = if args.hot {
+        Pattern::Hot
+    } else {
+        Pattern::Sweep
+    };
+    describe_setup(&note, &dir, (measure, runs), pattern)?;
     let specs = plan_rows(&args.workloads);
-    let files = Files::prepare(&dir, &specs, &selected, file_mib(args))?;
+    let files = Files::prepare(&dir, &specs, &selected, file_mib(args), pattern)?;
     let summaries = run_rows(
         &specs,
         &selected,
@@ -133,13 +128,48 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         note(line);
     }
     note(format!(
-        "idle pipe (Journal::Atomic, flusher + checkpointer threads): {:.2} % of a core",
+        "idle pipe (Journal::Atomic, its background thread): {:.2} % of a core",
         idle_cpu_percent(&dir, measure)?
     ));
     if let Some(path) = &args.plot {
         report::plot_w1(&summaries, path)?;
         note(format!("W1 plot: {}", path.display()));
     }
+    Ok(())
+}
+
+/// Notes what the run measures and how quiet the machine is.
+fn describe_setup(
+    note: &dyn Fn(String),
+    dir: &Path,
+    (measure, runs): (Duration, usize),
+    pattern: Pattern,
+) -> Result<(), String> {
+    note(format!(
+        "chunkpipe bench: {} s per row, {runs} run(s), files in {}",
+        measure.as_secs_f64(),
+        dir.display()
+    ));
+    if sys::is_tmpfs(dir) {
+        note(format!(
+            "warning: {} is on tmpfs, where fdatasync is free; pass --dir on a real disk",
+            dir.display()
+        ));
+    }
+    note(format!(
+        "machine: load {:.2}, 4 KiB pwrite+fdatasync p50 {:.0} µs (quiet here: ~125 µs)",
+        sys::load_average(),
+        probe_sync_us(dir)?
+    ));
+    let mib = (pattern.small_file_chunks() * CHUNK_SIZE as u64) >> 20;
+    note(match pattern {
+        Pattern::Sweep => {
+            format!("W1, W4 and W5 on a {mib} MiB file: each W1 thread sweeps its own slice")
+        }
+        Pattern::Hot => format!(
+            "W1, W4 and W5 on a {mib} MiB file (--hot): each W1 thread cycles over its own 64 chunks"
+        ),
+    });
     Ok(())
 }
 
@@ -284,10 +314,15 @@ fn run_rows(
     Ok(summaries)
 }
 
-/// The implementations a workload compares: all selected. (`Journal::Atomic` reads check every
-/// chunk against its checksum, `Journal::Off` reads do not, so W3 measures both.)
-fn implementations(_workload: Workload, selected: &[Implementation]) -> Vec<Implementation> {
-    selected.to_vec()
+/// The implementations a workload compares: those selected that run it. (`Journal::Atomic`
+/// reads check every chunk against its checksum, `Journal::Off` reads do not, so W3 measures
+/// both.)
+fn implementations(workload: Workload, selected: &[Implementation]) -> Vec<Implementation> {
+    selected
+        .iter()
+        .copied()
+        .filter(|i| i.runs(workload))
+        .collect()
 }
 
 /// A row's result with the target's own counters.
@@ -313,7 +348,7 @@ fn measure_row(
     let target = implementation.open(&path, CHUNK_SIZE as u32, chunks)?;
     let result = workloads::run(
         &*target,
-        spec.workload,
+        (spec.workload, files.pattern),
         spec.threads,
         windows,
         (CHUNK_SIZE, chunks),
@@ -334,12 +369,10 @@ fn measure_row(
 /// one small file for W1, W4 and W5, one large file for W2 and one for W3.
 struct Files {
     dir: PathBuf,
+    pattern: Pattern,
     w2_chunks: u64,
     w3_chunks: u64,
 }
-
-/// Chunks of the file W1 and W4 write: W1's 16 threads × their own indexes.
-const SMALL_FILE_CHUNKS: u64 = W1_CHUNKS_PER_THREAD * 16;
 
 impl Files {
     fn prepare(
@@ -347,10 +380,12 @@ impl Files {
         specs: &[RowSpec],
         selected: &[Implementation],
         (w2_file_mib, w3_file_mib): (u64, u64),
+        pattern: Pattern,
     ) -> Result<Self, String> {
         let chunks_per_mib = 1024 * 1024 / CHUNK_SIZE as u64;
         let files = Files {
             dir: dir.to_path_buf(),
+            pattern,
             w2_chunks: (w2_file_mib * chunks_per_mib).max(W2_CHUNKS_PER_WRITE),
             w3_chunks: (w3_file_mib * chunks_per_mib).max(4),
         };
@@ -358,7 +393,7 @@ impl Files {
         for spec in specs {
             for implementation in implementations(spec.workload, selected) {
                 let (path, chunks) = files.for_row(implementation, spec.workload);
-                if !prepared.contains(&path) {
+                if implementation.needs_data_file() && !prepared.contains(&path) {
                     write_file_once(&path, chunks)?;
                     prepared.push(path);
                 }
@@ -370,9 +405,10 @@ impl Files {
     fn for_row(&self, implementation: Implementation, workload: Workload) -> (PathBuf, u64) {
         let own = |kind: &str| format!("{kind}-{}.dat", implementation.name().replace('/', "-"));
         match workload {
-            Workload::W1 | Workload::W4 | Workload::W5 => {
-                (self.dir.join(own("small")), SMALL_FILE_CHUNKS)
-            }
+            Workload::W1 | Workload::W4 | Workload::W5 => (
+                self.dir.join(own("small")),
+                self.pattern.small_file_chunks(),
+            ),
             Workload::W2 => (self.dir.join(own("w2")), self.w2_chunks),
             Workload::W3 { .. } => (self.dir.join(own("w3")), self.w3_chunks),
         }

@@ -50,9 +50,38 @@ pub struct Summary {
     /// Throughput over the naive peer's: the median over runs of the ratio within one run
     /// (rows of one run are seconds apart, so each ratio compares rows that met the same host).
     pub ratio_to_naive: Option<f64>,
-    /// Throughput over the best frozen-core flush duration's, paired by run likewise (feature
-    /// `frozen-core`).
-    pub ratio_to_frozen_core: Option<f64>,
+    /// Throughput over each optional peer's that ran (feature `frozen-core`: the best flush
+    /// duration's; feature `okaywal`: both forms), paired by run likewise.
+    pub ratios_to_peers: Vec<PeerRatio>,
+}
+
+/// Throughput over one peer's.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerRatio {
+    /// The peer: `frozen-core`, `okaywal` or `okaywal-applied`.
+    pub peer: &'static str,
+    /// The paired ratio.
+    pub ratio: f64,
+}
+
+/// Each optional peer's throughput per run (the best frozen-core flush duration's in each run).
+fn peer_runs(
+    by_impl: &[(Implementation, Vec<Measured>)],
+    per_run: impl Fn(&[Measured]) -> Vec<f64>,
+) -> Vec<(&'static str, Vec<f64>)> {
+    let best_frozen = (by_impl.iter())
+        .filter(|(i, _)| i.is_frozen_core())
+        .map(|(_, runs)| per_run(runs))
+        .reduce(|best, next| best.iter().zip(&next).map(|(a, b)| a.max(*b)).collect());
+    let okaywal = by_impl
+        .iter()
+        .filter(|(i, _)| matches!(i, Implementation::OkayWal { .. }))
+        .map(|(i, runs)| (i.name(), per_run(runs)));
+    best_frozen
+        .map(|runs| ("frozen-core", runs))
+        .into_iter()
+        .chain(okaywal)
+        .collect()
 }
 
 /// Summarizes one row: each implementation's median run (by throughput), and its ratios to the
@@ -71,10 +100,7 @@ pub fn summarize(
     let naive_runs = (by_impl.iter())
         .find(|(i, _)| *i == Implementation::Naive)
         .map(|(_, runs)| per_run(runs));
-    let best_frozen_runs = (by_impl.iter())
-        .filter(|(i, _)| i.is_frozen_core())
-        .map(|(_, runs)| per_run(runs))
-        .reduce(|best, next| best.iter().zip(&next).map(|(a, b)| a.max(*b)).collect());
+    let peers = peer_runs(by_impl, per_run);
     let mut rows = Vec::new();
     for (implementation, runs) in by_impl {
         let own_runs = per_run(runs);
@@ -111,7 +137,13 @@ pub fn summarize(
             peak_rss_mib: median.peak_rss_mib,
             host_steal_percent: r.steal_percent,
             ratio_to_naive: naive_runs.as_deref().map(|n| paired_ratio(&own_runs, n)),
-            ratio_to_frozen_core: (best_frozen_runs.as_deref()).map(|f| paired_ratio(&own_runs, f)),
+            ratios_to_peers: (peers.iter())
+                .filter(|(peer, _)| *peer != implementation.name())
+                .map(|(peer, runs)| PeerRatio {
+                    peer,
+                    ratio: paired_ratio(&own_runs, runs),
+                })
+                .collect(),
         });
     }
     rows
@@ -177,13 +209,11 @@ pub fn table(rows: &[Summary]) -> String {
         "steal%",
         "ratio"
     );
-    let frozen = rows.iter().any(|r| r.ratio_to_frozen_core.is_some());
     let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
     for r in rows {
-        let vs_frozen = match r.ratio_to_frozen_core {
-            Some(x) if frozen => format!("  {x:.2}x vs frozen-core"),
-            _ => String::new(),
-        };
+        let vs_peers: String = (r.ratios_to_peers.iter())
+            .map(|p| format!("  {:.2}x vs {}", p.ratio, p.peer))
+            .collect();
         let _ = writeln!(
             out,
             "  {:<17} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>6} {:>8} {:>7.0} {:>6} {:>7}{}",
@@ -201,7 +231,7 @@ pub fn table(rows: &[Summary]) -> String {
             r.peak_rss_mib,
             opt(r.host_steal_percent, 1),
             r.ratio_to_naive.map_or("-".into(), |x| format!("{x:.2}x")),
-            vs_frozen,
+            vs_peers,
         );
     }
     out
@@ -286,7 +316,7 @@ mod tests {
             peak_rss_mib: 1.0,
             host_steal_percent: steal,
             ratio_to_naive: None,
-            ratio_to_frozen_core: None,
+            ratios_to_peers: Vec::new(),
         }
     }
 

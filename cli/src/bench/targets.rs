@@ -1,5 +1,5 @@
-//! The implementations a row can measure: chunkpipe in both modes and the naive peer, behind one
-//! trait.
+//! The implementations a row can measure: chunkpipe in both modes and its peers (naive, and with
+//! their features frozen-core and okaywal), behind one trait.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -45,6 +45,12 @@ pub enum Implementation {
         /// The flush duration in µs: 0, 100 or 1000.
         flush_us: u32,
     },
+    /// okaywal 0.3.1 (feature `okaywal`): its commit path alone, or with a checkpointer that
+    /// writes every chunk in place and syncs the data file (`applied`).
+    OkayWal {
+        /// Whether its checkpoints write the chunks into the data file.
+        applied: bool,
+    },
 }
 
 /// The flush durations the frozen-core peer is tried with; the best counts.
@@ -61,6 +67,9 @@ impl Implementation {
         if cfg!(feature = "frozen-core") {
             all.extend(FROZEN_FLUSH_US.map(|flush_us| Implementation::FrozenCore { flush_us }));
         }
+        if cfg!(feature = "okaywal") {
+            all.extend([false, true].map(|applied| Implementation::OkayWal { applied }));
+        }
         all
     }
 
@@ -73,7 +82,21 @@ impl Implementation {
             Implementation::FrozenCore { flush_us: 0 } => "frozen-core/0us",
             Implementation::FrozenCore { flush_us: 100 } => "frozen-core/100us",
             Implementation::FrozenCore { .. } => "frozen-core/1ms",
+            Implementation::OkayWal { applied: false } => "okaywal",
+            Implementation::OkayWal { applied: true } => "okaywal-applied",
         }
+    }
+
+    /// Whether it runs `workload`: okaywal has no reads by chunk, so only W1 and W4.
+    pub fn runs(self, workload: super::workloads::Workload) -> bool {
+        use super::workloads::Workload;
+        !matches!(self, Implementation::OkayWal { .. })
+            || matches!(workload, Workload::W1 | Workload::W4)
+    }
+
+    /// Whether it works on a prepared data file (okaywal alone keeps only its log).
+    pub fn needs_data_file(self) -> bool {
+        !matches!(self, Implementation::OkayWal { applied: false })
     }
 
     /// Whether it is a frozen-core variant.
@@ -99,6 +122,17 @@ impl Implementation {
             Implementation::FrozenCore { .. } => {
                 let _ = file_chunks;
                 return Err("built without the frozen-core feature".into());
+            }
+            #[cfg(feature = "okaywal")]
+            Implementation::OkayWal { applied } => {
+                let wal_dir = path.with_extension("wal");
+                let data = applied.then_some(path);
+                let wal = super::okaywal::OkayWal::open(&wal_dir, data, chunk_size)?;
+                return Ok(Box::new(wal));
+            }
+            #[cfg(not(feature = "okaywal"))]
+            Implementation::OkayWal { .. } => {
+                return Err("built without the okaywal feature".into());
             }
             Implementation::Naive => {
                 let file = File::options()

@@ -9,8 +9,10 @@ use hdrhistogram::Histogram;
 use super::sys::{self, DeviceCounters};
 use super::targets::Target;
 
-/// Chunks each W1 thread cycles through (its own indexes).
-pub const W1_CHUNKS_PER_THREAD: u64 = 64;
+/// Chunks of the file W1, W4 and W5 write: 256 MiB of 4 KiB chunks.
+pub const SMALL_FILE_CHUNKS: u64 = 65_536;
+/// `--hot`: chunks each W1 thread cycles through, and the file then holds 16 threads' worth.
+pub const HOT_CHUNKS_PER_THREAD: u64 = 64;
 /// Chunks per W2 write (64 KiB of 4 KiB chunks).
 pub const W2_CHUNKS_PER_WRITE: u64 = 16;
 /// W2 waits for durability after this many writes.
@@ -21,6 +23,35 @@ pub const W4_CHUNKS_PER_TX: usize = 4;
 pub const W5_READ_PERCENT: u64 = 70;
 /// W5: every this many writes, the writer waits for durability.
 pub const W5_WAIT_EVERY: u64 = 8;
+
+/// Where W1 and W4 write (BENCHMARKS.md fixes it: the naive peer is sensitive to it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pattern {
+    /// W1 thread t of T sweeps its own slice of the 256 MiB file: chunk t·(N/T) + (i mod N/T)
+    /// at its i-th write; W4 draws from the whole file.
+    Sweep,
+    /// `--hot`: each W1 thread cycles over its own 64 chunks, W4 draws from a 4 MiB file.
+    Hot,
+}
+
+impl Pattern {
+    /// Chunks of the file W1, W4 and W5 write.
+    pub fn small_file_chunks(self) -> u64 {
+        match self {
+            Pattern::Sweep => SMALL_FILE_CHUNKS,
+            Pattern::Hot => HOT_CHUNKS_PER_THREAD * 16,
+        }
+    }
+
+    /// The chunk W1 thread `thread` of `threads` writes at its `i`-th write.
+    fn w1_chunk(self, thread: u64, threads: u64, i: u64) -> u64 {
+        let slice = match self {
+            Pattern::Sweep => SMALL_FILE_CHUNKS / threads,
+            Pattern::Hot => HOT_CHUNKS_PER_THREAD,
+        };
+        thread * slice + i % slice
+    }
+}
 
 /// One row's workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,7 +157,7 @@ impl RowResult {
 /// Runs `workload` with `threads` threads against `target`: `warmup`, then `measure`.
 pub fn run(
     target: &dyn Target,
-    workload: Workload,
+    (workload, pattern): (Workload, Pattern),
     threads: usize,
     (warmup, measure): (Duration, Duration),
     (chunk_size, file_chunks): (usize, u64),
@@ -144,7 +175,9 @@ pub fn run(
                     let op = Op {
                         target,
                         workload,
+                        pattern,
                         thread: t as u64,
+                        threads: threads as u64,
                         chunk_size,
                         file_chunks,
                     };
@@ -196,7 +229,9 @@ pub fn run(
 struct Op<'t> {
     target: &'t dyn Target,
     workload: Workload,
+    pattern: Pattern,
     thread: u64,
+    threads: u64,
     chunk_size: usize,
     file_chunks: u64,
 }
@@ -246,7 +281,7 @@ impl Op<'_> {
         };
         match self.workload {
             Workload::W1 => {
-                let index = self.thread * W1_CHUNKS_PER_THREAD + i % W1_CHUNKS_PER_THREAD;
+                let index = self.pattern.w1_chunk(self.thread, self.threads, i);
                 self.target.write_durable(index, &buf[..self.chunk_size])?;
                 timed(1)
             }
