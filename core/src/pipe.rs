@@ -200,7 +200,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             let slot = state.pool.take_filled(chunk, bytes, false);
             state.join_open(slot);
         }
-        let wake_background = state.wake_idle_background();
+        let wake_background = state.joined();
         Ok((state.open.epoch, wake_background))
     }
 
@@ -294,7 +294,10 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// once before it waits.)
     pub fn request_durable(&self, epoch: Epoch) {
         let mut state = self.lock();
-        state.wanted = state.wanted.max(epoch.min(state.issued()));
+        let epoch = epoch.min(state.issued());
+        state.wanted = state.wanted.max(epoch);
+        let (open, durable) = (state.open.epoch, state.durable);
+        state.gather.waiter(epoch, open, durable);
     }
 
     /// Asks for everything written so far to be made durable now (see
@@ -311,6 +314,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             return Ok(None);
         }
         state.wanted = state.wanted.max(issued);
+        let (open, durable) = (state.open.epoch, state.durable);
+        state.gather.waiter(issued, open, durable);
         Ok(Some(issued))
     }
 

@@ -49,9 +49,55 @@ pub(crate) struct OpenBatch<'a> {
     pub(crate) plan: Region<'a, PlanEntry>,
     pub(crate) len: usize,
     pub(crate) epoch: Epoch,
-    /// When a step first saw this batch hold writes (for `max_batch_delay`, and for the
-    /// background step, which commits a batch nobody has led for `flush_interval`).
+    /// When a step first saw this batch hold writes (for `max_batch_delay`, for gathering, and
+    /// for the background step, which commits a batch nobody has led for `flush_interval`).
     pub(crate) seen_at: Option<Instant>,
+}
+
+/// Waiters per batch, so that group commit can tell when the writers a publish released are
+/// back: a commit that leaves without them carries them only one device flush later.
+///
+/// In a closed loop (each writer waits for its write, then writes again) the waiters of the
+/// batch just published return within microseconds, while a commit takes a device flush. A
+/// batch sealed before they join splits the writers into two groups that take turns, each
+/// waiting through the other's flush; a batch that gathers them keeps one group whose every
+/// member shares each flush. So the open batch is held ([`GATHER`](crate::engine::GATHER) at
+/// most) until as many waiters joined it as were waiting when the last batch was published.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Gather {
+    /// Waiters for the open batch.
+    open: u32,
+    /// Waiters for sealed batches not yet published.
+    sealed: u32,
+    /// Waiters at the last publish: as many are expected in the open batch.
+    expected: u32,
+}
+
+impl Gather {
+    /// A waiter asked for `epoch` (the open batch is `open`, everything up to `durable` is
+    /// durable).
+    pub(crate) fn waiter(&mut self, epoch: Epoch, open: Epoch, durable: Epoch) {
+        if epoch >= open {
+            self.open = self.open.saturating_add(1);
+        } else if epoch > durable {
+            self.sealed = self.sealed.saturating_add(1);
+        }
+    }
+
+    /// The open batch was sealed.
+    pub(crate) fn sealed(&mut self) {
+        self.sealed = self.sealed.saturating_add(core::mem::take(&mut self.open));
+    }
+
+    /// A publish released the waiters of the sealed batches.
+    fn published(&mut self) {
+        self.expected = self.open.saturating_add(core::mem::take(&mut self.sealed));
+    }
+
+    /// Whether the open batch is still short of the waiters expected in it.
+    pub(crate) fn short(&self) -> bool {
+        self.open < self.expected
+    }
 }
 
 /// Pending and finished grow requests.
@@ -80,6 +126,8 @@ pub(crate) struct State<'a> {
     /// The newest epoch someone asked to be made durable now (a wait, a sync): a flush step
     /// makes durable what is asked for; the rest the background step makes durable soon.
     pub(crate) wanted: Epoch,
+    /// Who waits for which batch, for group commit to gather them.
+    pub(crate) gather: Gather,
     pub(crate) len_chunks: u64,
     pub(crate) grow: GrowState,
     pub(crate) latch: Latch,
@@ -117,6 +165,7 @@ impl<'a> State<'a> {
             spare_plans: spare_plans.map(Some),
             durable,
             wanted: durable,
+            gather: Gather::default(),
             len_chunks,
             grow: GrowState::default(),
             latch: Latch::default(),
@@ -189,9 +238,16 @@ impl<'a> State<'a> {
         self.index.insert(chunk, slot);
     }
 
-    /// Whether the background step must be woken for a write that just opened a batch.
-    pub(crate) fn wake_idle_background(&mut self) -> bool {
-        self.open.len > 0 && core::mem::take(&mut self.background_idle)
+    /// A write or transaction joined the open batch: whether the background step must be woken
+    /// (it slept with nothing to do).
+    pub(crate) fn joined(&mut self) -> bool {
+        core::mem::take(&mut self.background_idle)
+    }
+
+    /// Every batch up to `epoch` is durable: publishes it.
+    pub(crate) fn publish(&mut self, epoch: Epoch) {
+        self.durable = self.durable.max(epoch);
+        self.gather.published();
     }
 }
 

@@ -118,7 +118,7 @@ impl<S: ChunkStore> Transaction<'_, '_, S> {
         self.head = NO_SLOT;
         self.used = 0;
         self.reserved = 0;
-        Ok((state.open.epoch, state.wake_idle_background()))
+        Ok((state.open.epoch, state.joined()))
     }
 }
 

@@ -182,7 +182,7 @@ impl<'a, S: ChunkStore> AtomicEngine<'a, S> {
                 .latch
                 .trip(StoreError::new(StoreErrorKind::Internal, Op::Write)));
         }
-        state.durable = epoch;
+        state.publish(epoch);
         books.covering_all = log.covering_all();
         books.last_publish_at = Some(now);
         let stats = &mut state.stats;

@@ -202,8 +202,7 @@ pub(crate) fn grow_step<S: ChunkStore>(
 }
 
 /// Seals the open batch and assigns its epoch, in one step under the lock: `None` when it is
-/// empty, or young and nothing urges it (`max_batch_delay`). The caller made sure a plan is
-/// spare.
+/// empty or not yet due ([`seal_due_at`]). The caller made sure a plan is spare.
 pub(crate) fn seal<'a, S>(
     shared: &Shared<'a, S>,
     now: Instant,
@@ -215,8 +214,7 @@ pub(crate) fn seal<'a, S>(
         return Ok(None);
     }
     let seen = *state.open.seen_at.get_or_insert(now);
-    let delay = shared.config.max_batch_delay;
-    if !urgent(state, &shared.config) && now < seen.saturating_add(delay) {
+    if now < seal_due_at(state, &shared.config, seen) {
         return Ok(None);
     }
     let Some(spare) = state.take_spare_plan() else {
@@ -225,20 +223,35 @@ pub(crate) fn seal<'a, S>(
     };
     let plan = core::mem::replace(&mut state.open.plan, spare);
     let len = core::mem::replace(&mut state.open.len, 0);
+    state.gather.sealed();
     let epoch = state.open.epoch;
     state.open.epoch = epoch.next();
     state.open.seen_at = None;
     Ok(Some((state.pool.seal(plan, len), epoch)))
 }
 
-/// Whether the open batch is sealed without waiting out `max_batch_delay`: no delay is
-/// configured, someone asked for durability now, the pipe is closing, or a writer is blocked on
-/// full staging (nobody more can join).
-fn urgent(state: &State<'_>, config: &Config) -> bool {
-    config.max_batch_delay.is_zero()
-        || state.wanted >= state.open.epoch
-        || state.closing
-        || state.writers_waiting
+/// How long a commit holds the open batch for the waiters the last publish released to join it
+/// ([`Gather`](crate::state::Gather)): a fraction of a device flush, which they then share.
+pub(crate) const GATHER: core::time::Duration = core::time::Duration::from_micros(50);
+
+/// When the open batch, first seen by a step at `seen`, is due to be sealed.
+///
+/// At once when the pipe is closing or a writer waits for staging (nobody more can join). A
+/// batch someone waits for — group commit — at once too, unless it has fewer waiters than the
+/// last publish released: then it is held for up to [`GATHER`] while they come back
+/// ([`Gather`](crate::state::Gather)), and the waiter who brings the count up seals it (it
+/// leads). A batch nobody waits for is held for `max_batch_delay`.
+fn seal_due_at(state: &State<'_>, config: &Config, seen: Instant) -> Instant {
+    if state.closing || state.writers_waiting {
+        return seen;
+    }
+    if state.wanted < state.open.epoch {
+        return seen.saturating_add(config.max_batch_delay);
+    }
+    if state.gather.short() {
+        return seen.saturating_add(GATHER);
+    }
+    seen
 }
 
 /// When a flush step next has work: `Some(now)` or later, `None` with nothing to commit.
@@ -252,12 +265,8 @@ pub(crate) fn next_flush_at(state: &State<'_>, config: &Config, now: Instant) ->
     if state.open.len == 0 {
         return None;
     }
-    match state.open.seen_at {
-        Some(seen) if !urgent(state, config) => {
-            Some(seen.saturating_add(config.max_batch_delay).max(now))
-        }
-        _ => Some(now),
-    }
+    let seen = state.open.seen_at.unwrap_or(now);
+    Some(seal_due_at(state, config, seen).max(now))
 }
 
 /// The most buffers the core puts into one vectored in-place `write_at` call (a stack array).

@@ -161,7 +161,7 @@ impl OffEngine {
         state.stats.syncs += 1;
         match result {
             Ok(()) => {
-                state.durable = state.durable.max(target);
+                state.publish(target);
                 state.stats.batches += batches;
                 state.stats.chunks += chunks;
                 Ok(Wake {

@@ -406,3 +406,39 @@ impl ChunkStore for Faulty {
         self.inner.sync()
     }
 }
+
+/// Group commit: after a publish released two waiters, the next batch someone waits for is held
+/// (up to `GATHER`) until two waiters joined it, and the flush step after the second seals it;
+/// a waiter alone is sealed once `GATHER` has passed.
+#[test]
+fn a_batch_gathers_as_many_waiters_as_the_last_publish_released() {
+    const NOW: Instant = Instant::ZERO;
+    let pipe = pipe(8, 8);
+    let first = pipe.try_write(0, &chunk(1)).unwrap();
+    pipe.request_durable(first);
+    pipe.try_write(1, &chunk(1)).unwrap();
+    pipe.request_durable(first);
+    assert_eq!(
+        pipe.flush_step(NOW),
+        Ok(durable(first)),
+        "nothing to gather yet"
+    );
+    let second = pipe.try_write(0, &chunk(2)).unwrap();
+    pipe.request_durable(second);
+    assert_eq!(
+        pipe.flush_step(NOW),
+        Ok(Wake::default()),
+        "held for the other waiter"
+    );
+    let due = NOW.saturating_add(crate::engine::GATHER);
+    assert_eq!(pipe.next_flush_at(NOW), Some(due));
+    pipe.try_write(1, &chunk(2)).unwrap();
+    pipe.request_durable(second);
+    assert_eq!(pipe.next_flush_at(NOW), Some(NOW));
+    assert_eq!(pipe.flush_step(NOW), Ok(durable(second)));
+
+    let third = pipe.try_write(0, &chunk(3)).unwrap();
+    pipe.request_durable(third);
+    assert_eq!(pipe.flush_step(NOW), Ok(Wake::default()));
+    assert_eq!(pipe.flush_step(due), Ok(durable(third)));
+}
