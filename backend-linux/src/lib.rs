@@ -48,7 +48,7 @@ pub struct Linux;
 /// A data file on Linux.
 pub type FileStore = chunkpipe_posix::FileStore<Linux>;
 
-/// A pipe over a Linux data file, with its flusher and checkpointer threads running.
+/// A pipe over a Linux data file, with its background thread running.
 pub type FilePipe = ThreadedPipe<FileStore>;
 
 /// Opens (or creates) the data file at `path` and returns a ready pipe over it.

@@ -63,7 +63,7 @@ pub struct MacOsBarrier;
 /// A data file on macOS.
 pub type FileStore = chunkpipe_posix::FileStore<MacOs>;
 
-/// A pipe over a macOS data file, with its flusher and checkpointer threads running.
+/// A pipe over a macOS data file, with its background thread running.
 pub type FilePipe = ThreadedPipe<FileStore>;
 
 /// Opens (or creates) the data file at `path` and returns a ready pipe over it.

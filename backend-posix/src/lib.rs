@@ -100,7 +100,7 @@ pub trait Platform: Send + Sync + 'static {
 
 /// Opens the pipe at `path` (the data file; `<path>.journal` and `<path>.meta` beside it) — or
 /// creates it, as [`Config::create`](chunkpipe_core::Config::create) allows — and returns it
-/// with its flusher and checkpointer threads running.
+/// with its background thread running.
 ///
 /// A pipe exists once its `<path>.meta` does: creating one makes the data file (a plain file
 /// already there is adopted, its bytes kept) and grows it to `config.initial_chunks`, formats

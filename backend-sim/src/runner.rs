@@ -551,7 +551,7 @@ impl Sim {
         }
         const ROUNDS: usize = 12;
         for _ in 0..ROUNDS {
-            // Each quiet round lasts at least the batch delay: the bound is in flusher cycles.
+            // Each quiet round lasts at least the batch delay: the bound is in rounds of steps.
             self.tick();
             let delay = self.scenario.config.max_batch_delay;
             self.now = self.now.saturating_add(delay);

@@ -83,11 +83,12 @@ pub struct Config {
     /// Staging capacity in chunks (default 1024, i.e. 4 MiB at 4 KiB chunks). It bounds the
     /// memory in flight, the largest write or transaction, and the largest batch.
     pub staging_chunks: u32,
-    /// How long an idle flusher sleeps before it looks for housekeeping (default 10 ms). It is
-    /// never a delay on the commit path: a write wakes the flusher at once.
+    /// How long a batch nobody waits for stays open before the background step commits it, and
+    /// how long the pipe must be idle before the background step checkpoints (default 10 ms).
+    /// Never a delay for a writer that waits: it commits at once.
     pub flush_interval: Duration,
-    /// How long the flusher may hold a batch open to gather more writers (default 0: seal as soon
-    /// as the flusher is free). Bounded; a forced `sync` ignores it.
+    /// How long a batch nobody waits for may be held open to gather more writes (default 0). A
+    /// waiter, a `sync`, a close or a writer short of staging seals it at once.
     pub max_batch_delay: Duration,
     /// The durability mode.
     pub journal: Journal,

@@ -1,9 +1,9 @@
 //! chunkpipe-core: a durable, group-committing write pipeline over chunk-addressed storage.
 //!
 //! Many threads write fixed-size chunks by index. Each write is copied into a bounded staging
-//! pool (backpressure), joins the open batch and receives that batch's **epoch**. One flusher
+//! pool (backpressure), joins the open batch and receives that batch's **epoch**. One commit
 //! seals the batch, writes it with vectored I/O, makes it durable with one `sync`, and publishes
-//! the epoch; a writer that waits on its epoch learns that its data is durable — or that it is
+//! the epoch — run by whichever waiting writer finds no commit running, for everyone staged; a writer that waits on its epoch learns that its data is durable — or that it is
 //! not.
 //!
 //! # Layers

@@ -119,12 +119,12 @@ fn a_durable_epoch_covers_every_write_it_was_given_to() {
                 epoch
             })
         };
-        let flusher = {
+        let committer = {
             let pipe = Arc::clone(&pipe);
             thread::spawn(move || pipe.flush_step(Instant::ZERO).map(|_| ()))
         };
         let epoch = writer.join().unwrap();
-        flusher.join().unwrap().unwrap();
+        committer.join().unwrap().unwrap();
         flush_all(&pipe);
         assert!(pipe.durable_epoch() >= epoch);
         assert_eq!(stored(&pipe, 1), chunk(7));

@@ -2,7 +2,7 @@
 //!
 //! A read registers in the staging pool's grace period, reads the whole range from the store
 //! without holding the lock, and then, under the lock, copies every chunk the index still holds
-//! from staging over what the store returned. Any chunk the flusher may have been writing in
+//! from staging over what the store returned. Any chunk a step may have been writing in
 //! place during the store read is still in the index at that point (its slot cannot be freed
 //! while this reader is registered), so the result is exactly the pipe's contents at that
 //! moment: never a torn chunk, never part of a write or a transaction.

@@ -19,7 +19,7 @@ impl Default for Capabilities {
 /// One file-like device, byte-addressed. The pipe does all chunk arithmetic; a store only moves
 /// bytes.
 ///
-/// Methods take `&self`: readers, writers and the flusher call the store from different threads
+/// Methods take `&self`: readers, writers and the steps call the store from different threads
 /// at once (though never two writes to overlapping ranges at once).
 ///
 /// # What a crash leaves behind

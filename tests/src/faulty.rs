@@ -72,7 +72,7 @@ impl<S> FaultyStore<S> {
         self.faults.failing_syncs.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The next `sync` panics (a broken store, or a bug under the flusher).
+    /// The next `sync` panics (a broken store, or a bug under a step).
     pub fn panic_next_sync(&self) {
         self.faults.panicking_syncs.fetch_add(1, Ordering::SeqCst);
     }

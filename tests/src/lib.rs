@@ -22,7 +22,8 @@ pub use faulty::FaultyStore;
 #[cfg(unix)]
 pub use files::PosixFiles;
 
-/// A pipe under test: the backend's stores behind [`FaultyStore`]s, with its flusher running.
+/// A pipe under test: the backend's stores behind [`FaultyStore`]s, with its background thread
+/// running.
 pub type TestPipe<S> = ThreadedPipe<FaultyStore<S>>;
 
 /// Journal size the suite gives `Journal::Atomic` pipes (small: every open writes it once).
@@ -57,7 +58,7 @@ pub fn start<S: ChunkStore + Send + Sync + 'static>(
 
 /// As [`start`], but in the no-allocator configuration: the pipe's staging is `staging`, lent
 /// through [`StagingMemory::new`](chunkpipe_core::StagingMemory::new), so the core allocates
-/// nothing (the thread running the flusher is the harness's).
+/// nothing (the background thread is the harness's).
 ///
 /// # Errors
 /// As [`Pipe::from_parts`](chunkpipe_core::Pipe::from_parts).

@@ -1,4 +1,4 @@
-//! The conformance suite on the simulator's disk: fault-free, under the real flusher thread, in
+//! The conformance suite on the simulator's disk: fault-free, under the real threads, in
 //! both modes. Every open is a new process after a power loss: what was not synced is gone.
 
 use std::sync::Arc;

@@ -10,7 +10,7 @@
 //! commit that needs the half checkpoints first, and counts it
 //! ([`PipeStats::commits_behind_checkpoints`](crate::PipeStats)).
 
-use crate::engine::apply::ApplyQueue;
+use crate::engine::queue::ApplyQueue;
 use crate::engine::{Wake, fail, grow_step, seal};
 use crate::journal::format::{self, Superblock};
 use crate::journal::recover::Opened;

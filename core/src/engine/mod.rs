@@ -25,6 +25,7 @@ pub(crate) mod apply;
 pub(crate) mod atomic;
 pub(crate) mod checkpoint;
 pub(crate) mod off;
+pub(crate) mod queue;
 
 use crate::staging::SealedBatch;
 use crate::state::{Shared, State};

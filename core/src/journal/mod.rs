@@ -60,7 +60,7 @@ pub(crate) struct CheckpointTarget {
     pub(crate) max_record_chunks: u32,
 }
 
-/// The flusher's view of the journal: where the next record goes.
+/// The commit's view of the journal: where the next record goes.
 #[derive(Debug)]
 pub(crate) struct JournalLog {
     /// The journal's id, which every record carries.

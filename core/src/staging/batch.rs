@@ -1,32 +1,9 @@
-//! Batch plans and [`SealedBatch`]: a batch the flusher owns while it is written out.
+//! Batch plans and [`SealedBatch`]: a batch the step writing it owns while it is written out.
 
 use super::memory::{Region, SlotArena};
+use super::records::PlanEntry;
 
-/// One write in a batch plan: which chunk, which slot holds its bytes, and a tag.
-///
-/// The tag is the write's place in the batch until [`SealedBatch::prepare_write`] has ordered
-/// it (later writes to the same chunk win); from then on it is free, and a journal append keeps
-/// the CRC-32C of the write's bytes there for the checksum table ([`SealedBatch::set_crc`]).
-/// One field for both keeps a plan entry at 16 bytes.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct PlanEntry {
-    pub(super) chunk: u64,
-    pub(super) slot: u32,
-    pub(super) tag: u32,
-}
-
-impl PlanEntry {
-    pub(crate) fn new(chunk: u64, slot: u32, order: u32) -> Self {
-        PlanEntry {
-            chunk,
-            slot,
-            tag: order,
-        }
-    }
-}
-
-/// A sealed batch, owned by the flusher: its slots cannot change until it is retired, so their
+/// A sealed batch, owned by the step writing it: its slots cannot change until it is retired, so their
 /// bytes can be written out without holding the core lock.
 pub(crate) struct SealedBatch<'a> {
     pub(super) arena: SlotArena<'a>,

@@ -1,37 +1,13 @@
 //! The chunk index: for each chunk that has a staged write, the slot holding its newest value.
 //!
 //! Readers consult it to prefer staged bytes over the store, so they see writes as soon as they
-//! join a batch and never see a chunk the flusher is overwriting in place. An open-addressing
+//! join a batch and never see a chunk a step is overwriting in place. An open-addressing
 //! table with linear probing and backward-shift deletion, at most half full (it has two entries
 //! per staging slot), in memory carved from the staging buffer.
 
 use super::NO_SLOT;
 use super::memory::Region;
-
-/// One entry of the chunk index: the newest staged slot of `chunk`, or `NO_SLOT`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct IndexEntry {
-    pub(crate) chunk: u64,
-    pub(crate) slot: u32,
-    pad: u32,
-}
-
-impl IndexEntry {
-    pub(crate) const EMPTY: IndexEntry = IndexEntry {
-        chunk: 0,
-        slot: NO_SLOT,
-        pad: 0,
-    };
-
-    pub(crate) fn new(chunk: u64, slot: u32) -> Self {
-        IndexEntry {
-            chunk,
-            slot,
-            pad: 0,
-        }
-    }
-}
+use super::records::IndexEntry;
 
 /// Chunk → newest staged slot.
 pub(crate) struct ChunkIndex<'a> {

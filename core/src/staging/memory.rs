@@ -3,9 +3,7 @@
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-use super::batch::PlanEntry;
-use super::index::{ChunkIndex, IndexEntry};
-use super::pool::{SlotPool, SlotRecord};
+use super::records::{IndexEntry, PlanEntry, SlotRecord};
 use super::{ALIGN_SLACK, PLANS, RECORD_BYTES, StagingLayout};
 use crate::Error;
 
@@ -102,25 +100,24 @@ impl core::fmt::Debug for StagingMemory<'_> {
     }
 }
 
-/// The regions carved out of a [`StagingMemory`].
-pub(crate) struct StagingParts<'a> {
-    pub(crate) pool: SlotPool<'a>,
-    pub(crate) plans: [Region<'a, PlanEntry>; PLANS],
-    pub(crate) index: ChunkIndex<'a>,
-    /// The journal record header buffer.
-    pub(crate) header: Region<'a, u8>,
-    /// One chunk of scratch space.
-    pub(crate) scratch: Region<'a, u8>,
+/// The regions carved out of a [`StagingMemory`], before they are put to use.
+pub(super) struct Regions<'a> {
+    pub(super) arena: SlotArena<'a>,
+    pub(super) records: Region<'a, SlotRecord>,
+    pub(super) plans: [Region<'a, PlanEntry>; PLANS],
+    pub(super) index: Region<'a, IndexEntry>,
+    pub(super) header: Region<'a, u8>,
+    pub(super) scratch: Region<'a, u8>,
 }
 
 /// Carves `memory` into the regions `layout` describes.
 ///
 /// The regions borrow the memory for `'a`; an owned memory must outlive every region, which the
 /// pipe guarantees by dropping its `StagingMemory` after everything else.
-pub(crate) fn carve<'a>(
+pub(super) fn carve<'a>(
     memory: &StagingMemory<'a>,
     layout: &StagingLayout,
-) -> Result<StagingParts<'a>, Error> {
+) -> Result<Regions<'a>, Error> {
     if memory.len < layout.total_bytes {
         return Err(Error::InvalidInput(
             "staging memory is smaller than the config needs",
@@ -174,10 +171,11 @@ pub(crate) fn carve<'a>(
         chunk_size: layout.chunk_size,
         _borrow: PhantomData,
     };
-    Ok(StagingParts {
-        pool: SlotPool::new(arena, records),
+    Ok(Regions {
+        arena,
+        records,
         plans,
-        index: ChunkIndex::new(index),
+        index,
         header,
         scratch,
     })

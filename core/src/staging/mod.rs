@@ -29,7 +29,7 @@
 //! | `SEALED` | nobody | the same, plus the holder of the [`SealedBatch`], without the lock |
 //!
 //! Writes go through a raw pointer to one slot and never form a reference to the whole buffer,
-//! so they do not alias slices of other slots held by the flusher. A slot leaves `SEALED` only in
+//! so they do not alias slices of other slots held by the step writing a batch. A slot leaves `SEALED` only in
 //! [`SlotPool::retire`], which consumes the `SealedBatch`, so no slice handed out by the batch
 //! can outlive that transition. State checks are `assert!`s, not `debug_assert!`s: they are what
 //! keeps the safe API sound if the pipe logic above has a bug.
@@ -39,14 +39,16 @@ mod batch;
 mod index;
 mod memory;
 mod pool;
+mod records;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use batch::{PlanEntry, SealedBatch};
+pub(crate) use batch::SealedBatch;
 pub(crate) use index::ChunkIndex;
+pub(crate) use memory::Region;
 pub use memory::StagingMemory;
-pub(crate) use memory::{Region, StagingParts, carve};
 pub(crate) use pool::SlotPool;
+pub(crate) use records::PlanEntry;
 
 use crate::{Config, Error};
 
@@ -71,10 +73,8 @@ pub(crate) struct StagingLayout {
 
 pub(super) const RECORD_BYTES: usize = 16;
 /// Batch plans: the open batch, the one being committed, and (`Journal::Atomic`) up to two
-/// published ones waiting to be written in place meanwhile. With one fewer, a flush step often
-/// found no spare plan on a busy 2-core machine (the checkpointer thread not yet scheduled to
-/// apply) and had to wait for the apply: W1 at 16 threads measured 1.8× the naive peer with
-/// three plans (2.0–2.2× when flush steps applied every batch themselves), 2.2–2.3× with four.
+/// published ones waiting to be written in place meanwhile, so that a commit rarely has to
+/// write them in place itself because the background step has not run yet.
 pub(crate) const PLANS: usize = 4;
 pub(super) const ALIGN_SLACK: usize = 7;
 
@@ -107,4 +107,30 @@ impl StagingLayout {
     pub(crate) fn total_bytes(&self) -> usize {
         self.total_bytes
     }
+}
+
+/// The staging memory put to use: the pool, the batch plans, the chunk index and two buffers.
+pub(crate) struct StagingParts<'a> {
+    pub(crate) pool: SlotPool<'a>,
+    pub(crate) plans: [Region<'a, PlanEntry>; PLANS],
+    pub(crate) index: ChunkIndex<'a>,
+    /// The journal record header buffer.
+    pub(crate) header: Region<'a, u8>,
+    /// One chunk of scratch space.
+    pub(crate) scratch: Region<'a, u8>,
+}
+
+/// Carves `memory` as `layout` says and builds the pool and the index over it.
+pub(crate) fn carve<'a>(
+    memory: &StagingMemory<'a>,
+    layout: &StagingLayout,
+) -> Result<StagingParts<'a>, Error> {
+    let regions = memory::carve(memory, layout)?;
+    Ok(StagingParts {
+        pool: SlotPool::new(regions.arena, regions.records),
+        plans: regions.plans,
+        index: ChunkIndex::new(regions.index),
+        header: regions.header,
+        scratch: regions.scratch,
+    })
 }

@@ -2,18 +2,11 @@
 
 use core::marker::PhantomData;
 
-use super::batch::{PlanEntry, SealedBatch};
+use super::batch::SealedBatch;
 use super::index::ChunkIndex;
 use super::memory::{Region, SlotArena};
+use super::records::{PlanEntry, SlotRecord};
 use super::{FREE, HELD, NO_SLOT, OPEN, RETIRED, SEALED};
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub(super) struct SlotRecord {
-    chunk: u64,
-    next: u32,
-    state: u32,
-}
 
 /// Slot bookkeeping: states, the free list, reservations and reader grace periods. Lives under
 /// the core lock.
@@ -125,7 +118,7 @@ impl<'a> SlotPool<'a> {
             "fill with a partial chunk"
         );
         // SAFETY: the slot is in bounds and HELD, so no slice of its bytes exists (readers and
-        // the flusher only read OPEN, SEALED or RETIRED slots), and `&mut self` excludes any
+        // the step writing a batch only read OPEN, SEALED or RETIRED slots), and `&mut self` excludes any
         // other fill. The pointer covers exactly one slot, so other slots' slices stay valid.
         unsafe {
             core::ptr::copy_nonoverlapping(data.as_ptr(), self.arena.slot_ptr(slot), data.len());

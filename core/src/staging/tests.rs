@@ -2,7 +2,6 @@
 
 use std::vec::Vec;
 
-use super::memory::StagingParts;
 use super::*;
 
 fn with_parts<R>(config: &Config, f: impl FnOnce(StagingParts<'_>) -> R) -> R {

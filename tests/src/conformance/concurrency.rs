@@ -110,8 +110,8 @@ pub fn backpressure_with_a_tiny_staging_pool<H: Harness>(h: &H) {
     }
 }
 
-/// A reader never sees part of a multi-chunk write or of a transaction, even while the flusher
-/// writes the batches in place.
+/// A reader never sees part of a multi-chunk write or of a transaction, even while steps
+/// write the batches in place.
 pub fn reads_never_see_part_of_a_write<H: Harness>(h: &H) {
     const SPAN: u64 = 8;
     let pipe = h.open(config(2 * SPAN, 32)).unwrap();
@@ -151,7 +151,7 @@ pub fn reads_never_see_part_of_a_write<H: Harness>(h: &H) {
     });
 }
 
-/// While the flusher is stuck in a sync, reads of other chunks and of the chunk being synced
+/// While a commit is stuck in a sync, reads of other chunks and of the chunk being synced
 /// complete: reads never wait on a sync.
 pub fn read_completes_while_a_sync_is_blocked<H: Harness>(h: &H) {
     let pipe = h.open(config(8, 8)).unwrap();
