@@ -139,10 +139,8 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     /// # Errors
     /// As [`Pipe::try_write`], except `WouldBlock`.
     pub fn write(&self, index: u64, data: &[u8]) -> Result<Epoch, Error> {
-        let (epoch, wake_background) = self.with_room(|| self.pipe.write_noting(index, data))?;
-        if wake_background {
-            self.background.notify_all();
-        }
+        let (epoch, wake) = self.with_room(|| self.pipe.write_noting(index, data))?;
+        self.wake(wake);
         Ok(epoch)
     }
 
@@ -169,12 +167,12 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     ///
     /// # Errors
     /// As [`Pipe::transaction`], except `WouldBlock`.
-    pub fn transaction(&self, max_chunks: u32) -> Result<BlockingTransaction<'_, 'a, S, G>, Error> {
+    pub fn transaction(
+        &self,
+        max_chunks: u32,
+    ) -> Result<BlockingTransaction<'_, 'a, S, C, G>, Error> {
         let inner = self.with_room(|| self.pipe.transaction(max_chunks))?;
-        Ok(BlockingTransaction {
-            inner,
-            background: &self.background,
-        })
+        Ok(BlockingTransaction { inner, owner: self })
     }
 
     /// Makes everything written so far durable now; returns at once when nothing is pending.
@@ -204,9 +202,8 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     /// As [`Pipe::read_into`].
     pub fn read_into(&self, index: u64, buf: &mut [u8]) -> Result<(), Error> {
         // A read holds staging back while it runs; a writer short of staging waits for that.
-        if self.pipe.read_freeing(index, buf)? {
-            self.progress.notify_all();
-        }
+        let wake = self.pipe.read_freeing(index, buf)?;
+        self.wake(wake);
         Ok(())
     }
 
@@ -296,14 +293,15 @@ impl<S, C, G: Signal> Drop for WakeAllOnUnwind<'_, '_, S, C, G> {
     }
 }
 
-/// A transaction of a [`BlockingPipe`]; commit wakes the background runner if it idles.
+/// A transaction of a [`BlockingPipe`]: committing it wakes the background runner if it idles,
+/// and committing or dropping it wakes a writer that waits for the staging it gives back.
 #[must_use = "a transaction does nothing until it is committed"]
-pub struct BlockingTransaction<'p, 'a, S: ChunkStore, G> {
+pub struct BlockingTransaction<'p, 'a, S: ChunkStore, C, G: Signal> {
     inner: Transaction<'p, 'a, S>,
-    background: &'p G,
+    owner: &'p BlockingPipe<'a, S, C, G>,
 }
 
-impl<S: ChunkStore, G: Signal> BlockingTransaction<'_, '_, S, G> {
+impl<S: ChunkStore, C: Clock, G: Signal> BlockingTransaction<'_, '_, S, C, G> {
     /// Stages a write; see [`Transaction::write`].
     ///
     /// # Errors
@@ -316,12 +314,20 @@ impl<S: ChunkStore, G: Signal> BlockingTransaction<'_, '_, S, G> {
     ///
     /// # Errors
     /// As [`Transaction::commit`].
-    pub fn commit(self) -> Result<Epoch, Error> {
-        let (epoch, wake_background) = self.inner.commit_noting()?;
-        if wake_background {
-            self.background.notify_all();
-        }
+    pub fn commit(mut self) -> Result<Epoch, Error> {
+        let (epoch, wake) = self.inner.commit_noting()?;
+        self.owner.wake(wake);
         Ok(epoch)
+    }
+}
+
+impl<S: ChunkStore, C, G: Signal> Drop for BlockingTransaction<'_, '_, S, C, G> {
+    fn drop(&mut self) {
+        // A committed transaction holds nothing any more; an abandoned one gives it all back.
+        let wake = self.inner.release();
+        if wake.writers {
+            self.owner.progress.notify_all();
+        }
     }
 }
 
@@ -333,7 +339,7 @@ impl<S, C, G> core::fmt::Debug for BlockingPipe<'_, S, C, G> {
     }
 }
 
-impl<S: ChunkStore, G> core::fmt::Debug for BlockingTransaction<'_, '_, S, G> {
+impl<S: ChunkStore, C, G: Signal> core::fmt::Debug for BlockingTransaction<'_, '_, S, C, G> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         self.inner.fmt(f)
     }

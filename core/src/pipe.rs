@@ -183,9 +183,9 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         self.write_noting(index, data).map(|(epoch, _)| epoch)
     }
 
-    /// [`try_write`](Pipe::try_write), also saying whether the write opened a batch while the
-    /// background step slept with nothing to do (its caller wakes it).
-    pub(crate) fn write_noting(&self, index: u64, data: &[u8]) -> Result<(Epoch, bool), Error> {
+    /// [`try_write`](Pipe::try_write), also saying whom to wake: the background step, if it
+    /// slept with nothing to do.
+    pub(crate) fn write_noting(&self, index: u64, data: &[u8]) -> Result<(Epoch, Wake), Error> {
         let mut state = self.lock();
         let count = self
             .shared
@@ -200,8 +200,11 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             let slot = state.pool.take_filled(chunk, bytes, false);
             state.join_open(slot);
         }
-        let wake_background = state.joined();
-        Ok((state.open.epoch, wake_background))
+        let wake = Wake {
+            background: state.joined(),
+            ..Wake::default()
+        };
+        Ok((state.open.epoch, wake))
     }
 
     /// Commits the open batch — seals it, writes it (the journal record with `Journal::Atomic`,
@@ -252,8 +255,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     }
 
     /// For a background runner going to sleep: when to wake up next (`None`: not until told).
-    /// With nothing to do, notes that the background sleeps, so that the next write opening a
-    /// batch says to wake it ([`write_noting`](Pipe::write_noting)).
+    /// With nothing to do, notes that the background sleeps, so that the next write or
+    /// transaction joining a batch says to wake it ([`write_noting`](Pipe::write_noting)).
     pub(crate) fn park_background(&self, now: Instant) -> Option<Instant> {
         let next = self.next_background_at(now);
         if next.is_none() {

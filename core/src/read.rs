@@ -32,7 +32,7 @@ use crate::journal::table::{ChecksumTable, chunk_crc};
 use crate::mirror::ReadMirror;
 use crate::state::State;
 use crate::sync::Mutex;
-use crate::{ChunkStore, Damage, Error, Op, Pipe, StoreError, StoreErrorKind, StoreRole};
+use crate::{ChunkStore, Damage, Error, Op, Pipe, StoreError, StoreErrorKind, StoreRole, Wake};
 
 /// Chunks whose CRCs a read computes before it takes the table's lock to compare them.
 const CHECK_GROUP: usize = 32;
@@ -49,11 +49,11 @@ impl<S: ChunkStore> Pipe<'_, S> {
         self.read_freeing(index, buf).map(|_| ())
     }
 
-    /// [`read_into`](Pipe::read_into), also saying whether the read's grace period held back
-    /// staging that a writer waited for, freed as the read left (its caller wakes the writer).
-    pub(crate) fn read_freeing(&self, index: u64, buf: &mut [u8]) -> Result<bool, Error> {
+    /// [`read_into`](Pipe::read_into), also saying whom to wake: writers, if the read's grace
+    /// period held back staging one waited for, freed as the read left.
+    pub(crate) fn read_freeing(&self, index: u64, buf: &mut [u8]) -> Result<Wake, Error> {
         if let Some(unstaged) = self.read_unstaged(index, buf) {
-            return unstaged.map(|()| false);
+            return unstaged.map(|()| Wake::default());
         }
         let ticket = {
             let mut state = self.lock();
@@ -78,8 +78,11 @@ impl<S: ChunkStore> Pipe<'_, S> {
             }
         };
         let freed = state.pool.exit_reader(ticket, &mut state.index) > 0;
-        let wake_writers = freed && state.staging_freed();
-        result.map(|()| wake_writers)
+        let wake = Wake {
+            writers: freed && state.staging_freed(),
+            ..Wake::default()
+        };
+        result.map(|()| wake)
     }
 
     /// The read without the lock, when nothing is staged before or during it (module docs);

@@ -6,7 +6,7 @@
 //! open batch at once.
 
 use crate::staging::NO_SLOT;
-use crate::{ChunkStore, Epoch, Error, Pipe};
+use crate::{ChunkStore, Epoch, Error, Pipe, Wake};
 
 /// An uncommitted transaction; see [`Pipe::transaction`]. Dropping it releases its staging.
 #[must_use = "a transaction does nothing until it is committed"]
@@ -96,13 +96,14 @@ impl<S: ChunkStore> Transaction<'_, '_, S> {
     /// # Errors
     /// [`Error::InvalidInput`] for an empty transaction; [`Error::Poisoned`], [`Error::Closed`].
     /// On error the transaction's staging is released.
-    pub fn commit(self) -> Result<Epoch, Error> {
+    pub fn commit(mut self) -> Result<Epoch, Error> {
         self.commit_noting().map(|(epoch, _)| epoch)
     }
 
-    /// [`commit`](Self::commit), also saying whether the commit opened a batch while the
-    /// background step slept with nothing to do (its caller wakes it).
-    pub(crate) fn commit_noting(mut self) -> Result<(Epoch, bool), Error> {
+    /// [`commit`](Self::commit), leaving the transaction empty, and saying whom to wake: the
+    /// background step, if it slept with nothing to do; writers, if one waited for the
+    /// reservation the commit did not use.
+    pub(crate) fn commit_noting(&mut self) -> Result<(Epoch, Wake), Error> {
         if self.used == 0 {
             return Err(Error::InvalidInput("commit of an empty transaction"));
         }
@@ -114,18 +115,24 @@ impl<S: ChunkStore> Transaction<'_, '_, S> {
             state.join_open(slot);
             slot = next;
         }
-        state.pool.unreserve(self.reserved - self.used);
+        let unused = self.reserved - self.used;
+        state.pool.unreserve(unused);
         self.head = NO_SLOT;
         self.used = 0;
         self.reserved = 0;
-        Ok((state.open.epoch, state.joined()))
+        let wake = Wake {
+            background: state.joined(),
+            writers: unused > 0 && state.staging_freed(),
+            ..Wake::default()
+        };
+        Ok((state.open.epoch, wake))
     }
-}
 
-impl<S: ChunkStore> Drop for Transaction<'_, '_, S> {
-    fn drop(&mut self) {
+    /// Gives back whatever staging the transaction still holds (all of it, unless it was
+    /// committed); says whether a writer waited for it.
+    pub(crate) fn release(&mut self) -> Wake {
         if self.reserved == 0 {
-            return;
+            return Wake::default();
         }
         let mut state = self.pipe.lock();
         let mut slot = self.head;
@@ -135,6 +142,19 @@ impl<S: ChunkStore> Drop for Transaction<'_, '_, S> {
             slot = next;
         }
         state.pool.unreserve(self.reserved - self.used);
+        self.head = NO_SLOT;
+        self.used = 0;
+        self.reserved = 0;
+        Wake {
+            writers: state.staging_freed(),
+            ..Wake::default()
+        }
+    }
+}
+
+impl<S: ChunkStore> Drop for Transaction<'_, '_, S> {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

@@ -4,44 +4,72 @@
 
 use core::cell::Cell;
 use core::time::Duration;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use super::*;
 use crate::{BlockingPipe, Clock, Signal};
 
-/// A signal that counts its notifications and its waits, and returns from a wait at once.
+/// Virtual time shared by a [`Manual`] clock and the [`Recording`] signals: a wait with a
+/// deadline sleeps until it, so time passes only while someone sleeps.
+type Time = Rc<Cell<Instant>>;
+
+/// A signal that counts its notifications and its waits, and returns from a wait at once —
+/// having moved time to the wait's deadline, if it has one.
 #[derive(Default)]
 struct Recording {
     notified: Cell<u32>,
     waits: Cell<u32>,
+    time: Time,
 }
 
 impl Signal for Recording {
     fn token(&self) -> u32 {
         self.notified.get()
     }
-    fn wait(&self, _token: u32, _deadline: Option<Instant>) {
+    fn wait(&self, _token: u32, deadline: Option<Instant>) {
         self.waits.set(self.waits.get() + 1);
+        if let Some(deadline) = deadline {
+            self.time.set(self.time.get().max(deadline));
+        }
     }
     fn notify_all(&self) {
         self.notified.set(self.notified.get() + 1);
     }
 }
 
-/// A clock the test sets.
+/// The clock the signals move. It fails the test when it is read a thousand times: a blocking
+/// call that spins instead of sleeping reads it on every turn.
 #[derive(Default)]
-struct Manual(Cell<Instant>);
+struct Manual {
+    time: Time,
+    reads: Cell<u32>,
+}
 
 impl Clock for Manual {
     fn now(&self) -> Instant {
-        self.0.get()
+        self.reads.set(self.reads.get() + 1);
+        assert!(
+            self.reads.get() < 1000,
+            "a blocking call spins instead of sleeping"
+        );
+        self.time.get()
     }
 }
 
 type Blocking<S> = BlockingPipe<'static, S, Manual, Recording>;
 
 fn blocking<S: ChunkStore>(pipe: Pipe<'static, S>) -> Blocking<S> {
-    BlockingPipe::new(pipe, Manual::default(), Default::default())
+    let time = Time::default();
+    let signal = || Recording {
+        time: Rc::clone(&time),
+        ..Recording::default()
+    };
+    let clock = Manual {
+        time: Rc::clone(&time),
+        reads: Cell::new(0),
+    };
+    BlockingPipe::new(pipe, clock, [signal(), signal()])
 }
 
 /// (progress notifications, background notifications).
@@ -198,4 +226,62 @@ fn a_panicking_step_poisons_the_pipe_and_wakes_everyone() {
     let internal = crate::StoreError::new(crate::StoreErrorKind::Internal, crate::Op::Sync);
     assert_eq!(pipe.pipe().poisoned(), Some(Error::Poisoned(internal)));
     assert_eq!(pipe.wait(epoch), Err(Error::Poisoned(internal)));
+}
+
+/// A waiter whose batch is held for gathering sleeps until it is due — once, not in a spin —
+/// then commits it.
+#[test]
+fn a_waiter_sleeps_while_its_batch_gathers() {
+    let pipe = blocking(Pipe::new(MemStore::new(), config(8, 4)).unwrap());
+    let first = pipe.write(0, &chunk(1)).unwrap();
+    // Two waiters on the first batch: the next one gathers two before it is sealed.
+    pipe.pipe().request_durable(first);
+    pipe.wait(first).unwrap();
+    let waits = pipe.signals().0.waits.get();
+    let second = pipe.write(1, &chunk(2)).unwrap();
+    pipe.wait(second).unwrap();
+    assert_eq!(
+        pipe.signals().0.waits.get(),
+        waits + 1,
+        "one sleep, until the batch was due"
+    );
+    assert_eq!(
+        pipe.now(),
+        Instant::ZERO.saturating_add(crate::engine::GATHER)
+    );
+}
+
+/// A writer short of staging that a transaction holds is woken when the transaction gives the
+/// staging back: dropped, or committed with part of its reservation unused.
+#[test]
+fn a_transaction_giving_staging_back_wakes_a_writer_waiting_for_it() {
+    let pipe = blocking(Pipe::new(MemStore::new(), config(8, 2)).unwrap());
+    let tx = pipe.transaction(2).unwrap();
+    assert_eq!(pipe.pipe().try_write(0, &chunk(1)), Err(Error::WouldBlock));
+    drop(tx);
+    assert_eq!(
+        notified(&pipe),
+        (1, 0),
+        "the writer that found staging full"
+    );
+    let mut tx = pipe.transaction(2).unwrap();
+    tx.write(1, &chunk(1)).unwrap();
+    assert_eq!(pipe.pipe().try_write(0, &chunk(1)), Err(Error::WouldBlock));
+    tx.commit().unwrap();
+    assert_eq!(notified(&pipe), (2, 0), "the unused slot is free");
+    let tx = pipe.transaction(1).unwrap();
+    drop(tx);
+    assert_eq!(notified(&pipe), (2, 0), "nobody waited");
+}
+
+/// The blocking pipe reports what recovery found, as the pipe does.
+#[test]
+fn the_recovery_report_is_the_pipes() {
+    let pipe =
+        blocking(Pipe::with_journal(MemStore::new(), MemStore::new(), atomic_config()).unwrap());
+    let report = pipe.recovery().expect("Journal::Atomic recovers");
+    assert!(report.created);
+    assert_eq!(Some(report), pipe.pipe().recovery());
+    let off = blocking(Pipe::new(MemStore::new(), config(8, 4)).unwrap());
+    assert_eq!(off.recovery(), None);
 }

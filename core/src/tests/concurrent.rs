@@ -98,3 +98,39 @@ fn a_batch_nobody_waits_for_becomes_durable_in_the_background() {
     assert_eq!(store_chunk(pipe.pipe().store(), 2), chunk(3));
     pipe.close().unwrap();
 }
+
+/// A clock that counts how often it is read: a blocking call that spins reads it on every turn.
+struct Counting(Arc<core::sync::atomic::AtomicU32>);
+
+impl crate::Clock for Counting {
+    fn now(&self) -> Instant {
+        self.0.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        crate::Clock::now(&crate::StdClock)
+    }
+}
+
+/// A writer short of staging that another thread's transaction holds sleeps — it does not
+/// spin — until the transaction gives the staging back.
+#[test]
+fn a_writer_short_of_staging_sleeps_until_a_transaction_gives_it_back() {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    let reads = Arc::new(AtomicU32::new(0));
+    let signals = [crate::StdSignal::new(), crate::StdSignal::new()];
+    let clock = Counting(Arc::clone(&reads));
+    let pipe = crate::BlockingPipe::new(pipe(8, 2), clock, signals);
+    std::thread::scope(|s| {
+        let tx = pipe.transaction(2).unwrap();
+        let writer = s.spawn(|| pipe.write(0, &chunk(1)));
+        wait_until("the writer never found staging full", || {
+            pipe.pipe().lock().writers_waiting
+        });
+        std::thread::sleep(core::time::Duration::from_millis(20));
+        let while_held = reads.load(Ordering::SeqCst);
+        drop(tx);
+        writer.join().unwrap().unwrap();
+        assert!(
+            while_held < 50,
+            "the writer read the clock {while_held} times: it spun"
+        );
+    });
+}

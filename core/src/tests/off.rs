@@ -147,11 +147,13 @@ fn the_write_opening_a_batch_wakes_a_parked_background() {
     let pipe = pipe(8, 4);
     assert_eq!(pipe.park_background(NOW), None);
     assert_eq!(
-        pipe.write_noting(0, &chunk(1)).map(|(_, wake)| wake),
+        pipe.write_noting(0, &chunk(1))
+            .map(|(_, wake)| wake.background),
         Ok(true)
     );
     assert_eq!(
-        pipe.write_noting(1, &chunk(1)).map(|(_, wake)| wake),
+        pipe.write_noting(1, &chunk(1))
+            .map(|(_, wake)| wake.background),
         Ok(false)
     );
     let aged_at = NOW.saturating_add(pipe.config().flush_interval);
@@ -161,7 +163,11 @@ fn the_write_opening_a_batch_wakes_a_parked_background() {
     assert_eq!(pipe.park_background(NOW), None);
     let mut tx = pipe.transaction(1).unwrap();
     tx.write(3, &chunk(1)).unwrap();
-    assert_eq!(tx.commit_noting().map(|(_, wake)| wake), Ok(true));
+    let background = Wake {
+        background: true,
+        ..Wake::default()
+    };
+    assert_eq!(tx.commit_noting().map(|(_, wake)| wake), Ok(background));
 }
 
 #[test]
