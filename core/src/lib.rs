@@ -89,21 +89,20 @@
 //!
 //! assert!(pipe.poll_durable(epoch).is_pending());
 //! // One flush step: the batch is appended to the journal and synced: durable, published. Its
-//! // `Wake` says so, and that the background step now has a batch to write in place.
+//! // `Wake` says so (and, once two batches wait to be written in place, wakes the background).
 //! let wake = pipe.flush_step(Instant::ZERO).unwrap();
-//! assert_eq!(wake, Wake { durable: Some(epoch), background: true, ..Wake::default() });
+//! assert_eq!(wake, Wake { durable: Some(epoch), ..Wake::default() });
 //! assert_eq!(pipe.durable_epoch(), epoch);
 //! assert_eq!(pipe.read(5, 1).unwrap(), [2; 512]);
 //!
-//! // The background step writes the batch in place. Once the pipe has been idle for
-//! // `flush_interval`, it checkpoints (a data sync that lets the journal forget records). It
-//! // runs beside the flush steps — from a second thread or the same loop.
-//! assert_eq!(pipe.background_step(Instant::ZERO), Ok(Wake::default()));
+//! // The background step writes the batch in place and, once the pipe has been idle for
+//! // `flush_interval`, checkpoints (a data sync that lets the journal forget records). It runs
+//! // beside the flush steps — from a second thread or the same loop.
 //! let later = Instant::ZERO.saturating_add(config.flush_interval);
 //! assert_eq!(pipe.next_background_at(Instant::ZERO), Some(later));
 //! let syncs = pipe.stats().syncs;
-//! pipe.background_step(later).unwrap();
-//! assert!(pipe.stats().syncs > syncs);
+//! assert_eq!(pipe.background_step(later), Ok(Wake::default()));
+//! assert!(pipe.stats().syncs > syncs, "written in place and checkpointed");
 //! assert_eq!(pipe.next_background_at(later), None, "nothing left to do");
 //! ```
 #![no_std]

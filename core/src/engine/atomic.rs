@@ -63,6 +63,21 @@ pub(super) struct Books<'a> {
     pub(super) unhinted_bytes: u64,
 }
 
+/// Published batches that make writing them in place due: the background is woken for every
+/// second batch rather than every one (each wake-up costs the commit that sends it a few
+/// microseconds), and a commit still finds a spare batch plan while the background runs.
+const APPLY_BATCHES: usize = 2;
+
+impl Books<'_> {
+    /// Whether the background should write the queue in place now: enough batches wait, or the
+    /// pipe is closing. Otherwise they wait for the next batch, for the idle checkpoint, or for a
+    /// commit that needs their staging or batch plans.
+    pub(super) fn apply_due(&self, state: &State<'_>) -> bool {
+        let waiting = self.queue.waiting();
+        waiting >= APPLY_BATCHES || (waiting > 0 && state.closing)
+    }
+}
+
 impl<'a, S: ChunkStore> AtomicEngine<'a, S> {
     /// The engine over `journal`, as recovery left it (`opened`, with `durable` published).
     pub(crate) fn new(journal: S, opened: Opened, header: Region<'a, u8>, durable: Epoch) -> Self {
@@ -149,15 +164,16 @@ impl<'a, S: ChunkStore> AtomicEngine<'a, S> {
         if let Err(e) = log.append(&self.journal, epoch, &mut batch, header) {
             return Err(fail(shared, batch, e));
         }
-        self.publish(shared, log, batch, epoch, now)?;
+        let apply_due = self.publish(shared, log, batch, epoch, now)?;
         Ok(Wake {
             durable: Some(epoch),
-            background: true,
+            background: apply_due,
             ..Wake::default()
         })
     }
 
     /// The batch of `epoch` is durable: publishes it and queues it to be written in place.
+    /// Returns whether writing the queue in place is due now ([`Books::apply_due`]).
     fn publish(
         &self,
         shared: &Shared<'a, S>,
@@ -165,7 +181,7 @@ impl<'a, S: ChunkStore> AtomicEngine<'a, S> {
         batch: SealedBatch<'a>,
         epoch: Epoch,
         now: Instant,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let (joined, live) = (batch.len() as u64, batch.live_len() as u64);
         let mut state = shared.lock();
         let mut books = self.books.lock();
@@ -190,7 +206,7 @@ impl<'a, S: ChunkStore> AtomicEngine<'a, S> {
         stats.chunks += joined;
         stats.syncs += 1;
         stats.journal_bytes += format::record_bytes(live, shared.chunk_bytes());
-        Ok(())
+        Ok(books.apply_due(&state))
     }
 
     /// Writes published batches in place, paces their writeback, takes a checkpoint if one is
@@ -227,7 +243,7 @@ impl<'a, S: ChunkStore> AtomicEngine<'a, S> {
         now: Instant,
     ) -> Option<Instant> {
         let books = self.books.lock();
-        if !books.queue.is_empty() || books.half_due().is_some() {
+        if books.apply_due(state) || books.half_due().is_some() {
             return Some(now);
         }
         self.idle_checkpoint_at(config, state, &books)

@@ -19,6 +19,14 @@ impl<'a> ApplyQueue<'a> {
         in_flight: false,
     };
 
+    /// Batches waiting, not counting one being written.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting
+            .iter()
+            .take_while(|entry| entry.is_some())
+            .count()
+    }
+
     /// Nothing is waiting or being written.
     pub(crate) fn is_empty(&self) -> bool {
         !self.in_flight && self.waiting[0].is_none()

@@ -24,12 +24,12 @@ fn stores() -> Stores {
     (Arc::new(MemStore::new()), Arc::new(MemStore::new()))
 }
 
-/// What a commit returns: its epoch is durable, and the background has a batch to write in
-/// place.
-fn committed(epoch: Epoch) -> Wake {
+/// What a commit returns: its epoch is durable; and, when enough published batches wait to be
+/// written in place (two, or one on close), that the background has work.
+fn committed(epoch: Epoch, apply_due: bool) -> Wake {
     Wake {
         durable: Some(epoch),
-        background: true,
+        background: apply_due,
         ..Wake::default()
     }
 }
@@ -42,34 +42,48 @@ const CHECKPOINT_SYNCS: u64 = 3;
 fn a_batch_is_durable_at_its_journal_sync_and_written_in_place_by_the_background() {
     let stores = stores();
     let pipe = open(&stores, atomic_config());
-    let epoch = pipe.try_write(3, &chunk(7)).unwrap();
+    let first = pipe.try_write(3, &chunk(7)).unwrap();
     assert_eq!(
         pipe.flush_step(NOW),
-        Ok(committed(epoch)),
+        Ok(committed(first, false)),
         "nobody had to ask"
     );
-    assert_eq!(pipe.durable_epoch(), epoch);
+    assert_eq!(pipe.durable_epoch(), first);
     assert_eq!(store_chunk(&stores.0, 3), chunk(0), "not in place yet");
     assert_eq!(
         pipe.read(3, 1).unwrap(),
         chunk(7),
         "reads see it from staging"
     );
-    assert_eq!(pipe.next_background_at(NOW), Some(NOW), "applying is work");
+    let idle_at = NOW.saturating_add(atomic_config().flush_interval);
+    assert_eq!(
+        pipe.next_background_at(NOW),
+        Some(idle_at),
+        "one batch waits for the next"
+    );
+    let second = pipe.try_write(4, &chunk(8)).unwrap();
+    assert_eq!(pipe.flush_step(NOW), Ok(committed(second, true)));
+    assert_eq!(
+        pipe.next_background_at(NOW),
+        Some(NOW),
+        "two: writing them in place is due"
+    );
     assert_eq!(
         pipe.background_step(NOW),
         Ok(Wake::default()),
-        "nobody waited for it"
+        "nobody waited for them"
     );
     assert_eq!(store_chunk(&stores.0, 3), chunk(7), "written in place");
+    assert_eq!(store_chunk(&stores.0, 4), chunk(8), "written in place");
     let stats = pipe.stats();
     let record = record_bytes(1, CHUNK as u64);
+    let chunk_bytes = CHUNK as u64;
     assert_eq!(
         (stats.journal_bytes, stats.in_place_bytes),
-        (record, CHUNK as u64)
+        (2 * record, 2 * chunk_bytes)
     );
-    assert_eq!((stats.syncs, stats.batches), (1, 1));
-    let amplification = (record + CHUNK as u64) as f64 / CHUNK as f64;
+    assert_eq!((stats.syncs, stats.batches), (2, 2));
+    let amplification = (record + chunk_bytes) as f64 / chunk_bytes as f64;
     assert_eq!(stats.write_amplification(CHUNK as u32), Some(amplification));
 }
 
@@ -81,11 +95,11 @@ fn an_apply_wakes_writers_only_when_one_waited_for_staging() {
     let stores = stores();
     let pipe = open(&stores, atomic_config().with_staging_chunks(1));
     let nobody_waited = pipe.try_write(0, &chunk(1)).unwrap();
-    assert_eq!(pipe.flush_step(NOW), Ok(committed(nobody_waited)));
+    assert_eq!(pipe.flush_step(NOW), Ok(committed(nobody_waited, false)));
     assert_eq!(pipe.background_step(NOW), Ok(Wake::default()));
 
     let published = pipe.try_write(1, &chunk(2)).unwrap();
-    assert_eq!(pipe.flush_step(NOW), Ok(committed(published)));
+    assert_eq!(pipe.flush_step(NOW), Ok(committed(published, false)));
     assert_eq!(pipe.try_write(2, &chunk(3)), Err(Error::WouldBlock));
     let writers = Wake {
         writers: true,
@@ -104,7 +118,7 @@ fn a_commit_applies_the_published_batches_when_they_hold_every_spare_plan() {
     let pipe = open(&stores, atomic_config().with_staging_chunks(3));
     for i in 0..3u8 {
         let epoch = pipe.try_write(u64::from(i), &chunk(i + 1)).unwrap();
-        assert_eq!(pipe.flush_step(NOW), Ok(committed(epoch)));
+        assert_eq!(pipe.flush_step(NOW), Ok(committed(epoch, i > 0)));
     }
     assert_eq!(pipe.try_write(3, &chunk(4)), Err(Error::WouldBlock));
     let writers = Wake {
@@ -114,7 +128,7 @@ fn a_commit_applies_the_published_batches_when_they_hold_every_spare_plan() {
     assert_eq!(pipe.flush_step(NOW), Ok(writers));
     assert_eq!(store_chunk(&stores.0, 2), chunk(3), "in place");
     let epoch = pipe.try_write(3, &chunk(4)).unwrap();
-    assert_eq!(pipe.flush_step(NOW), Ok(committed(epoch)));
+    assert_eq!(pipe.flush_step(NOW), Ok(committed(epoch, false)));
 }
 
 /// A RAM store that records its writes (offset, buffers, bytes) and the writeback hints
@@ -286,7 +300,11 @@ fn close_checkpoints_so_a_reopen_replays_nothing() {
     let pipe = open(&stores, atomic_config());
     let epoch = pipe.try_write(2, &chunk(5)).unwrap();
     assert!(pipe.try_close().is_pending());
-    assert_eq!(pipe.flush_step(NOW), Ok(committed(epoch)));
+    assert_eq!(
+        pipe.flush_step(NOW),
+        Ok(committed(epoch, true)),
+        "closing: apply at once"
+    );
     assert!(
         pipe.try_close().is_pending(),
         "not in place and checkpointed yet"
@@ -413,7 +431,7 @@ fn an_idle_checkpoint_waits_for_flush_interval_and_an_idle_pipe() {
     );
 
     let epoch = pipe.try_write(3, &chunk(5)).unwrap();
-    assert_eq!(pipe.flush_step(later), Ok(committed(epoch)));
+    assert_eq!(pipe.flush_step(later), Ok(committed(epoch, false)));
     assert_eq!(
         pipe.background_step(later),
         Ok(Wake::default()),
@@ -474,7 +492,7 @@ fn a_failed_apply_poisons_the_pipe() {
     )
     .unwrap();
     let epoch = pipe.try_write(0, &chunk(1)).unwrap();
-    assert_eq!(pipe.flush_step(NOW), Ok(committed(epoch)));
+    assert_eq!(pipe.flush_step(NOW), Ok(committed(epoch, false)));
     Faulty::failing(&data.fail_writes, true);
     let failure = crate::StoreError::new(crate::StoreErrorKind::Io, crate::Op::Write);
     assert_eq!(pipe.background_step(NOW), Err(Error::Poisoned(failure)));

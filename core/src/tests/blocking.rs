@@ -84,8 +84,8 @@ fn atomic_config() -> Config {
         .with_journal_bytes(64 * 1024)
 }
 
-/// An uncontended waiter commits its own batch on its own thread: one flush step, no sleep,
-/// and the background is told it has a batch to write in place.
+/// An uncontended waiter commits its own batch on its own thread: one flush step, no sleep;
+/// the background is told once two batches wait to be written in place.
 #[test]
 fn a_waiter_leads_its_own_commit() {
     let pipe =
@@ -93,13 +93,16 @@ fn a_waiter_leads_its_own_commit() {
     let epoch = pipe.write(0, &chunk(1)).unwrap();
     assert_eq!(notified(&pipe), (0, 0), "the background did not park yet");
     pipe.wait(epoch).unwrap();
-    assert_eq!(
-        notified(&pipe),
-        (1, 1),
-        "durable: waiters; in place: the background"
-    );
+    assert_eq!(notified(&pipe), (1, 0), "durable: waiters");
     assert_eq!(pipe.signals().0.waits.get(), 0, "never slept");
     assert_eq!(pipe.pipe().durable_epoch(), epoch);
+    let second = pipe.write_durable(1, &chunk(2)).unwrap();
+    assert_eq!(
+        notified(&pipe),
+        (2, 1),
+        "two batches to write in place: the background"
+    );
+    assert_eq!(pipe.pipe().durable_epoch(), second);
 }
 
 /// `Journal::Off`: the waiter's commit syncs too, so nothing is left for the background.
