@@ -31,6 +31,8 @@ pub struct Summary {
     pub p50_us: f64,
     pub p99_us: f64,
     pub p999_us: f64,
+    /// The slowest operation, in µs.
+    pub max_us: f64,
     /// Process CPU per operation.
     pub cpu_us_per_op: f64,
     /// Operations per sync, where known.
@@ -125,6 +127,7 @@ pub fn summarize(
             p50_us: us(0.5),
             p99_us: us(0.99),
             p999_us: us(0.999),
+            max_us: r.latency_ns.max() as f64 / 1000.0,
             cpu_us_per_op: r.cpu_us as f64 / r.ops.max(1) as f64,
             ops_per_sync: median.ops_per_sync.or(naive_per_sync),
             ops_per_device_flush: (r.device_flushes)
@@ -193,13 +196,14 @@ pub fn table(rows: &[Summary]) -> String {
     let _ = writeln!(out, "\n{}", first.row);
     let _ = writeln!(
         out,
-        "  {:<17} {:>11} {:>17} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>8} {:>7} {:>6} {:>7}",
+        "  {:<17} {:>11} {:>17} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>8} {:>7} {:>6} {:>7}",
         "impl",
         first.unit,
         "min..max",
         "p50 µs",
         "p99 µs",
         "p999 µs",
+        "max µs",
         "CPU µs/op",
         "ops/sync",
         "ops/flush",
@@ -216,13 +220,14 @@ pub fn table(rows: &[Summary]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "  {:<17} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>9} {:>9} {:>6} {:>8} {:>7.0} {:>6} {:>7}{}",
+            "  {:<17} {:>11.0} {:>17} {:>8.1} {:>8.1} {:>8.1} {:>8.0} {:>9.2} {:>9} {:>9} {:>6} {:>8} {:>7.0} {:>6} {:>7}{}",
             r.implementation,
             r.throughput,
             format!("{:.0}..{:.0}", r.throughput_min, r.throughput_max),
             r.p50_us,
             r.p99_us,
             r.p999_us,
+            r.max_us,
             r.cpu_us_per_op,
             opt(r.ops_per_sync, 1),
             opt(r.ops_per_device_flush, 1),
@@ -308,6 +313,7 @@ mod tests {
             p50_us: 1.0,
             p99_us: 1.0,
             p999_us: 1.0,
+            max_us: 1.0,
             cpu_us_per_op: 1.0,
             ops_per_sync: None,
             ops_per_device_flush: None,

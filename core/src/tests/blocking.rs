@@ -288,3 +288,32 @@ fn the_recovery_report_is_the_pipes() {
     let off = blocking(Pipe::new(MemStore::new(), config(8, 4)).unwrap());
     assert_eq!(off.recovery(), None);
 }
+
+/// `sync` commits what is pending on this thread and returns once it is durable; with nothing
+/// pending it returns at once; a poisoned pipe fails it.
+#[test]
+fn sync_makes_everything_written_durable() {
+    let pipe = blocking(Pipe::new(MemStore::new(), config(8, 4)).unwrap());
+    assert_eq!(pipe.sync(), Ok(()));
+    assert_eq!(notified(&pipe), (0, 0), "nothing pending: returns at once");
+    let epoch = pipe.write(0, &chunk(1)).unwrap();
+    assert_eq!(pipe.sync(), Ok(()));
+    assert_eq!(pipe.pipe().durable_epoch(), epoch);
+    assert_eq!(store_chunk(pipe.pipe().store(), 0), chunk(1));
+    pipe.fail_stop();
+    assert!(matches!(pipe.sync(), Err(Error::Poisoned(_))));
+}
+
+/// The blocking pipe and its transactions show what they wrap.
+#[test]
+fn debug_output_names_the_pipe_and_the_transaction() {
+    let pipe = blocking(Pipe::new(MemStore::new(), config(8, 4)).unwrap());
+    let shown = std::format!("{pipe:?}");
+    assert!(shown.starts_with("BlockingPipe { pipe: Pipe {"), "{shown}");
+    let tx = pipe.transaction(2).unwrap();
+    let shown = std::format!("{tx:?}");
+    assert!(
+        shown.starts_with("Transaction {") && shown.contains("reserved: 2"),
+        "{shown}"
+    );
+}

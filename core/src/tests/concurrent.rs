@@ -12,6 +12,26 @@ fn small_atomic() -> Config {
         .with_journal_bytes(crate::journal::format::RECORD_AREA_START + 4096)
 }
 
+/// Runs `body` on a thread of its own and fails the test if it has not finished in time: a lost
+/// wake-up shows as a failure, not as a test run that never ends.
+fn watched(body: impl FnOnce() + Send + 'static) {
+    let limit = std::time::Duration::from_secs(if cfg!(miri) { 3600 } else { 20 });
+    let (done, finished) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        body();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(limit) {
+        Ok(()) => thread.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("hung: a wake-up was lost"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+}
+
 /// Polls `done` until it holds; fails the test after a minute.
 fn wait_until(what: &str, done: impl Fn() -> bool) {
     let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -23,80 +43,89 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
 
 #[test]
 fn writers_waiters_and_a_reader_share_a_threaded_pipe() {
-    let pipe = Arc::new(
-        ThreadedPipe::start_journaled(MemStore::new(), MemStore::new(), small_atomic()).unwrap(),
-    );
-    let writers: Vec<_> = (0..2u8)
-        .map(|w| {
+    watched(|| {
+        let pipe = Arc::new(
+            ThreadedPipe::start_journaled(MemStore::new(), MemStore::new(), small_atomic())
+                .unwrap(),
+        );
+        let writers: Vec<_> = (0..2u8)
+            .map(|w| {
+                let pipe = Arc::clone(&pipe);
+                std::thread::spawn(move || {
+                    for round in 1..=3u8 {
+                        pipe.write_durable(u64::from(w), &chunk(10 * w + round))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let reader = {
             let pipe = Arc::clone(&pipe);
             std::thread::spawn(move || {
-                for round in 1..=3u8 {
-                    pipe.write_durable(u64::from(w), &chunk(10 * w + round))
-                        .unwrap();
+                for _ in 0..3 {
+                    for w in 0..2u8 {
+                        let got = pipe.read(u64::from(w), 1).unwrap();
+                        let byte = got[0];
+                        assert!(got.iter().all(|&b| b == byte), "a torn chunk");
+                        assert!(byte == 0 || (byte / 10 == w && byte % 10 <= 3), "{byte}");
+                    }
                 }
             })
-        })
-        .collect();
-    let reader = {
-        let pipe = Arc::clone(&pipe);
-        std::thread::spawn(move || {
-            for _ in 0..3 {
-                for w in 0..2u8 {
-                    let got = pipe.read(u64::from(w), 1).unwrap();
-                    let byte = got[0];
-                    assert!(got.iter().all(|&b| b == byte), "a torn chunk");
-                    assert!(byte == 0 || (byte / 10 == w && byte % 10 <= 3), "{byte}");
-                }
-            }
-        })
-    };
-    for thread in writers.into_iter().chain([reader]) {
-        thread.join().unwrap();
-    }
-    for w in 0..2u8 {
-        assert_eq!(pipe.read(u64::from(w), 1).unwrap(), chunk(10 * w + 3));
-    }
-    Arc::try_unwrap(pipe).unwrap().close().unwrap();
+        };
+        for thread in writers.into_iter().chain([reader]) {
+            thread.join().unwrap();
+        }
+        for w in 0..2u8 {
+            assert_eq!(pipe.read(u64::from(w), 1).unwrap(), chunk(10 * w + 3));
+        }
+        Arc::try_unwrap(pipe).unwrap().close().unwrap();
+    });
 }
 
 /// Staging is full of published batches only the background writes in place: a writer short
 /// of staging sleeps until the background's apply wakes it.
 #[test]
 fn a_writer_waits_for_the_background_to_free_staging() {
-    let config = small_atomic().with_staging_chunks(1);
-    let pipe = ThreadedPipe::start_journaled(MemStore::new(), MemStore::new(), config).unwrap();
-    for round in 1..=6u8 {
-        pipe.write_durable(u64::from(round % 4), &chunk(round))
-            .unwrap();
-    }
-    pipe.close().unwrap();
+    watched(|| {
+        let config = small_atomic().with_staging_chunks(1);
+        let pipe = ThreadedPipe::start_journaled(MemStore::new(), MemStore::new(), config).unwrap();
+        for round in 1..=6u8 {
+            pipe.write_durable(u64::from(round % 4), &chunk(round))
+                .unwrap();
+        }
+        pipe.close().unwrap();
+    });
 }
 
 /// The background thread sleeps until it is told of work or a deadline it knows of: after the
 /// last commit nobody tells it anything, and the idle checkpoint still happens.
 #[test]
 fn an_idle_threaded_pipe_takes_its_idle_checkpoint() {
-    let config = small_atomic().with_flush_interval(core::time::Duration::from_millis(1));
-    let pipe = ThreadedPipe::start_journaled(MemStore::new(), MemStore::new(), config).unwrap();
-    pipe.write_durable(1, &chunk(7)).unwrap();
-    wait_until("no idle checkpoint", || {
-        let inner = pipe.pipe();
-        let state = inner.lock();
-        inner.engine.settled(&state)
+    watched(|| {
+        let config = small_atomic().with_flush_interval(core::time::Duration::from_millis(1));
+        let pipe = ThreadedPipe::start_journaled(MemStore::new(), MemStore::new(), config).unwrap();
+        pipe.write_durable(1, &chunk(7)).unwrap();
+        wait_until("no idle checkpoint", || {
+            let inner = pipe.pipe();
+            let state = inner.lock();
+            inner.engine.settled(&state)
+        });
+        pipe.close().unwrap();
     });
-    pipe.close().unwrap();
 }
 
 /// `Journal::Off`: a batch nobody waits for is committed and synced by the background thread
 /// `flush_interval` after it opened.
 #[test]
 fn a_batch_nobody_waits_for_becomes_durable_in_the_background() {
-    let config = config(4, 2).with_flush_interval(core::time::Duration::from_millis(1));
-    let pipe = ThreadedPipe::start(MemStore::new(), config).unwrap();
-    let epoch = pipe.write(2, &chunk(3)).unwrap();
-    wait_until("never durable", || pipe.pipe().durable_epoch() >= epoch);
-    assert_eq!(store_chunk(pipe.pipe().store(), 2), chunk(3));
-    pipe.close().unwrap();
+    watched(|| {
+        let config = config(4, 2).with_flush_interval(core::time::Duration::from_millis(1));
+        let pipe = ThreadedPipe::start(MemStore::new(), config).unwrap();
+        let epoch = pipe.write(2, &chunk(3)).unwrap();
+        wait_until("never durable", || pipe.pipe().durable_epoch() >= epoch);
+        assert_eq!(store_chunk(pipe.pipe().store(), 2), chunk(3));
+        pipe.close().unwrap();
+    });
 }
 
 /// A clock that counts how often it is read: a blocking call that spins reads it on every turn.
@@ -113,24 +142,26 @@ impl crate::Clock for Counting {
 /// spin — until the transaction gives the staging back.
 #[test]
 fn a_writer_short_of_staging_sleeps_until_a_transaction_gives_it_back() {
-    use core::sync::atomic::{AtomicU32, Ordering};
-    let reads = Arc::new(AtomicU32::new(0));
-    let signals = [crate::StdSignal::new(), crate::StdSignal::new()];
-    let clock = Counting(Arc::clone(&reads));
-    let pipe = crate::BlockingPipe::new(pipe(8, 2), clock, signals);
-    std::thread::scope(|s| {
-        let tx = pipe.transaction(2).unwrap();
-        let writer = s.spawn(|| pipe.write(0, &chunk(1)));
-        wait_until("the writer never found staging full", || {
-            pipe.pipe().lock().writers_waiting
+    watched(|| {
+        use core::sync::atomic::{AtomicU32, Ordering};
+        let reads = Arc::new(AtomicU32::new(0));
+        let signals = [crate::StdSignal::new(), crate::StdSignal::new()];
+        let clock = Counting(Arc::clone(&reads));
+        let pipe = crate::BlockingPipe::new(pipe(8, 2), clock, signals);
+        std::thread::scope(|s| {
+            let tx = pipe.transaction(2).unwrap();
+            let writer = s.spawn(|| pipe.write(0, &chunk(1)));
+            wait_until("the writer never found staging full", || {
+                pipe.pipe().lock().writers_waiting
+            });
+            std::thread::sleep(core::time::Duration::from_millis(20));
+            let while_held = reads.load(Ordering::SeqCst);
+            drop(tx);
+            writer.join().unwrap().unwrap();
+            assert!(
+                while_held < 50,
+                "the writer read the clock {while_held} times: it spun"
+            );
         });
-        std::thread::sleep(core::time::Duration::from_millis(20));
-        let while_held = reads.load(Ordering::SeqCst);
-        drop(tx);
-        writer.join().unwrap().unwrap();
-        assert!(
-            while_held < 50,
-            "the writer read the clock {while_held} times: it spun"
-        );
     });
 }
