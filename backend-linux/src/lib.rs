@@ -37,7 +37,9 @@ use std::path::Path;
 
 pub use chunkpipe_core::{Config, Epoch, Error, Journal, ThreadedPipe};
 use chunkpipe_core::{Op, StoreError};
-use chunkpipe_posix::{BorrowedFd, DirectAlignment, OwnedFd, Platform, SyncReach, store_error};
+use chunkpipe_posix::{
+    BorrowedFd, DirectAlignment, OwnedFd, Platform, full_sync_error, store_error,
+};
 use rustix::fs::{AtFlags, FallocateFlags, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
 
@@ -61,10 +63,11 @@ pub fn open(path: &Path, config: Config) -> Result<FilePipe, Error> {
 }
 
 impl Platform for Linux {
-    /// `fdatasync(fd)` (which flushes the device's cache where it has one).
-    fn sync(fd: BorrowedFd<'_>) -> Result<SyncReach, StoreError> {
-        rustix::fs::fdatasync(fd).map_err(|e| store_error(Op::Sync, e))?;
-        Ok(SyncReach::Device)
+    /// `fdatasync(fd)` (which flushes the device's cache where it has one). Linux has nothing
+    /// weaker to fall back to: a file system that refuses it (`EINVAL`, `ENOTSUP`) refuses the
+    /// pipe.
+    fn sync(fd: BorrowedFd<'_>) -> Result<(), StoreError> {
+        rustix::fs::fdatasync(fd).map_err(full_sync_error)
     }
 
     /// `fallocate(fd, 0, old_len, new_len - old_len)`; `Ok(false)` where the file system has no

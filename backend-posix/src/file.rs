@@ -1,4 +1,4 @@
-//! Opening files: create or open, lock, and make a new file's directory entry durable.
+//! Opening files: create or open, and lock.
 
 use std::path::Path;
 
@@ -7,6 +7,7 @@ use rustix::fd::OwnedFd;
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::durability::retry_errno;
 use crate::{Platform, store_error};
 
 /// How to open a file.
@@ -26,10 +27,13 @@ pub(crate) struct OpenedFile {
     pub(crate) len: u64,
     /// `Access::ReadOnly`: a running pipe holds the file, so no shared lock was taken.
     pub(crate) in_use: bool,
+    /// The open created the file: its directory entry is not durable until the directory is
+    /// synced.
+    pub(crate) created: bool,
 }
 
-/// Opens `path` as `access` says, takes a non-blocking `flock` (exclusive for writing, shared
-/// for reading), and fsyncs the parent directory if the file was created.
+/// Opens `path` as `access` says and takes a non-blocking `flock` (exclusive for writing, shared
+/// for reading).
 pub(crate) fn open_locked<P: Platform>(
     path: &Path,
     access: Access,
@@ -39,20 +43,22 @@ pub(crate) fn open_locked<P: Platform>(
         Access::ReadOnly => FlockOperation::NonBlockingLockShared,
         _ => FlockOperation::NonBlockingLockExclusive,
     };
-    let in_use = match rustix::fs::flock(&fd, lock) {
+    let in_use = match retry_errno(|| rustix::fs::flock(&fd, lock)) {
         Ok(()) => false,
         // A reader looks anyway, and says that what it reads may be changing.
         Err(Errno::WOULDBLOCK) if access == Access::ReadOnly => true,
         Err(e) => return Err(store_error(Op::Lock, e)),
     };
-    if created {
-        sync_parent_dir::<P>(path)?;
-    }
-    let len = rustix::fs::fstat(&fd)
+    let len = retry_errno(|| rustix::fs::fstat(&fd))
         .map_err(|e| store_error(Op::Len, e))?
         .st_size;
     let len = u64::try_from(len).map_err(|_| store_error(Op::Len, Errno::OVERFLOW))?;
-    Ok(OpenedFile { fd, len, in_use })
+    Ok(OpenedFile {
+        fd,
+        len,
+        in_use,
+        created,
+    })
 }
 
 fn open_file<P: Platform>(path: &Path, access: Access) -> Result<(OwnedFd, bool), StoreError> {
@@ -63,12 +69,13 @@ fn open_file<P: Platform>(path: &Path, access: Access) -> Result<(OwnedFd, bool)
     let extra = P::best_effort_open_flags();
     let mode = Mode::from_raw_mode(0o644);
     let attempt = |flags: OFlags| -> Result<(OwnedFd, bool), Errno> {
+        let open = |flags| retry_errno(|| rustix::fs::open(path, flags, mode));
         if access != Access::CreateOrOpen {
-            return rustix::fs::open(path, flags, mode).map(|fd| (fd, false));
+            return open(flags).map(|fd| (fd, false));
         }
-        match rustix::fs::open(path, flags | OFlags::CREATE | OFlags::EXCL, mode) {
+        match open(flags | OFlags::CREATE | OFlags::EXCL) {
             Ok(fd) => Ok((fd, true)),
-            Err(Errno::EXIST) => rustix::fs::open(path, flags, mode).map(|fd| (fd, false)),
+            Err(Errno::EXIST) => open(flags).map(|fd| (fd, false)),
             Err(e) => Err(e),
         }
     };
@@ -77,20 +84,4 @@ fn open_file<P: Platform>(path: &Path, access: Access) -> Result<(OwnedFd, bool)
         other => other,
     }
     .map_err(|e| store_error(Op::Open, e))
-}
-
-/// The platform's sync of the directory holding `path`, so that a newly created or renamed file
-/// survives a crash.
-pub(crate) fn sync_parent_dir<P: Platform>(path: &Path) -> Result<(), StoreError> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let dir = rustix::fs::open(
-        parent,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| store_error(Op::Open, e))?;
-    P::sync(rustix::fd::AsFd::as_fd(&dir)).map(drop)
 }

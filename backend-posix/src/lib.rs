@@ -10,6 +10,7 @@
 //! | file | concern |
 //! |---|---|
 //! | `direct.rs` | direct writes that bypass the page cache (the journal's appends) |
+//! | `durability.rs` | full or (allowed) weak syncs, decided at open; the `EINTR` retry of every sync and `fcntl` |
 //! | `errno.rs` | errno → [`StoreError`] |
 //! | `file.rs` | open, lock, directory sync |
 //! | `meta.rs` | the `<path>.meta` file: format version, chunk size, journal mode, length |
@@ -20,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod direct;
+mod durability;
 mod errno;
 mod file;
 mod io;
@@ -31,38 +33,44 @@ use std::path::Path;
 
 use chunkpipe_core::{Config, Error, StoreError, ThreadedPipe};
 pub use direct::DirectAlignment;
+pub use durability::{Durability, full_sync_error, full_sync_refused, retry_interrupted};
 pub use errno::store_error;
 pub use meta::{meta_path, read_meta};
 pub use pipe_files::PipeFiles;
 pub use rustix::fd::{BorrowedFd, OwnedFd};
 pub use store::FileStore;
 
-/// How far a [`Platform::sync`] got.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyncReach {
-    /// The writes are on stable storage (the device's volatile cache was flushed).
-    Device,
-    /// The file system refused the platform's full sync and a weaker one ran instead: the
-    /// writes reached the device but may sit in its volatile cache ([`FileStore::weak_syncs`]
-    /// counts these).
-    DeviceCache,
-}
-
-/// What a platform does its own way. Every method gets the open file.
+/// What a platform does its own way. Every method gets the open file. The store retries each
+/// call that fails with `EINTR`.
 pub trait Platform: Send + Sync + 'static {
-    /// The durability barrier for every write that returned before the call
-    /// (`fdatasync` on Linux, `F_FULLFSYNC` on macOS), and how far it got.
+    /// The durability barrier for every write that returned before the call, past the device's
+    /// volatile cache (`fdatasync` on Linux, `F_FULLFSYNC` on macOS).
     ///
     /// # Errors
-    /// The store error, with [`Op::Sync`](chunkpipe_core::Op::Sync).
-    fn sync(fd: BorrowedFd<'_>) -> Result<SyncReach, StoreError>;
+    /// The store error, with [`Op::Sync`](chunkpipe_core::Op::Sync); of kind
+    /// [`Unsupported`](chunkpipe_core::StoreErrorKind::Unsupported) where the file system
+    /// refuses the call ([`full_sync_error`]).
+    fn sync(fd: BorrowedFd<'_>) -> Result<(), StoreError>;
 
-    /// The ordering barrier [`ChunkStore::barrier`](chunkpipe_core::ChunkStore::barrier)
-    /// asks for; a full [`sync`](Platform::sync) unless the platform has a cheaper one.
+    /// What runs instead of [`sync`](Platform::sync) where the file system refuses it and the
+    /// config allows weak syncs ([`WeakSyncs`](chunkpipe_core::WeakSyncs)): the writes reach the
+    /// device but may stay in its volatile cache (macOS: `fsync`). The default is
+    /// [`sync`](Platform::sync) itself.
     ///
     /// # Errors
     /// As [`sync`](Platform::sync).
-    fn barrier(fd: BorrowedFd<'_>) -> Result<SyncReach, StoreError> {
+    fn weak_sync(fd: BorrowedFd<'_>) -> Result<(), StoreError> {
+        Self::sync(fd)
+    }
+
+    /// The ordering barrier [`ChunkStore::barrier`](chunkpipe_core::ChunkStore::barrier)
+    /// asks for; a full [`sync`](Platform::sync) unless the platform has a cheaper one. The
+    /// store calls it only for a data file whose journal is on the same device, and syncs
+    /// fully where it is refused ([`Unsupported`](chunkpipe_core::StoreErrorKind::Unsupported)).
+    ///
+    /// # Errors
+    /// As [`sync`](Platform::sync).
+    fn barrier(fd: BorrowedFd<'_>) -> Result<(), StoreError> {
         Self::sync(fd)
     }
 

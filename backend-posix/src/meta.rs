@@ -3,13 +3,13 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chunkpipe_core::{Error, META_MAX_BYTES, Meta, Op, StoreError, StoreErrorKind};
 
 use crate::Platform;
-use crate::file::sync_parent_dir;
+use crate::durability::Durability;
 
 /// The metadata path of the data file at `path`.
 pub fn meta_path(path: &Path) -> PathBuf {
@@ -38,15 +38,24 @@ pub(crate) struct MetaFile {
     path: PathBuf,
     meta: Mutex<Meta>,
     armed: AtomicBool,
+    /// The data file's: its syncs are made (and counted) the same way.
+    durability: Arc<Durability>,
 }
 
 impl MetaFile {
-    /// The record of the data file at `data_path`; `armed` when it exists already.
-    pub(crate) fn new(data_path: &Path, meta: Meta, armed: bool) -> Self {
+    /// The record of the data file at `data_path`, synced as `durability` says; `armed` when
+    /// it exists already.
+    pub(crate) fn new(
+        data_path: &Path,
+        meta: Meta,
+        armed: bool,
+        durability: Arc<Durability>,
+    ) -> Self {
         MetaFile {
             path: meta_path(data_path),
             meta: Mutex::new(meta),
             armed: AtomicBool::new(armed),
+            durability,
         }
     }
 
@@ -100,9 +109,9 @@ impl MetaFile {
         let mut file = std::fs::File::create(&temp).map_err(|e| io_error(Op::Write, &e))?;
         file.write_all(&record[..len])
             .map_err(|e| io_error(Op::Write, &e))?;
-        P::sync(rustix::fd::AsFd::as_fd(&file))?;
+        self.durability.sync::<P>(rustix::fd::AsFd::as_fd(&file))?;
         std::fs::rename(&temp, &self.path).map_err(|e| io_error(Op::Write, &e))?;
-        sync_parent_dir::<P>(&self.path)?;
+        self.durability.sync_parent_dir::<P>(&self.path)?;
         *meta = next;
         Ok(())
     }

@@ -9,6 +9,7 @@ use chunkpipe_core::{
     ThreadedPipe,
 };
 
+use crate::file::Access;
 use crate::meta::{MetaFile, read_meta};
 use crate::{FileStore, Platform, journal_path};
 
@@ -60,38 +61,67 @@ impl<P: Platform> PipeFiles<P> {
 
     fn open_existing(path: &Path, meta: Meta, config: &Config) -> Result<Self, Error> {
         meta.check(config)?;
-        let data = FileStore::open_existing(path).map_err(|e| missing(e, StoreRole::Data))?;
+        let weak = config.weak_syncs;
+        let data = FileStore::open_as(path, Access::Existing, weak)
+            .map_err(|e| missing(e, StoreRole::Data))?;
         meta.check_len(data.len()?)?;
         let journal = match config.journal {
             Journal::Off => None,
             _ => Some(
-                FileStore::open_existing(&journal_path(path))
+                FileStore::open_as(&journal_path(path), Access::Existing, weak)
                     .map_err(|e| missing(e, StoreRole::Journal))?,
             ),
         };
-        let meta = Arc::new(MetaFile::new(path, meta, true));
-        Ok(PipeFiles {
-            data: data.with_meta(Arc::clone(&meta)),
-            journal,
-            config: config.with_create(Create::Never),
+        Self::assemble(
+            path,
+            (data, journal),
             meta,
-            creating: false,
-        })
+            config.with_create(Create::Never),
+        )
     }
 
     fn open_new(path: &Path, config: &Config) -> Result<Self, Error> {
-        let data = FileStore::open(path)?;
+        let weak = config.weak_syncs;
+        let data = FileStore::open_as(path, Access::CreateOrOpen, weak)?;
         let journal = match config.journal {
             Journal::Off => None,
-            _ => Some(FileStore::open(&journal_path(path))?),
+            _ => Some(FileStore::open_as(
+                &journal_path(path),
+                Access::CreateOrOpen,
+                weak,
+            )?),
         };
-        let meta = Arc::new(MetaFile::new(path, Meta::for_config(config, 0), false));
+        let meta = Meta::for_config(config, 0);
+        Self::assemble(path, (data, journal), meta, config.with_create(Create::New))
+    }
+
+    /// The files of a pipe: the data file's `.meta` (armed unless the pipe is being created)
+    /// shares its syncs, and the data file's barrier may stand in for a sync only where the
+    /// journal, whose sync follows it at a checkpoint, is on the same device.
+    fn assemble(
+        path: &Path,
+        (data, journal): (FileStore<P>, Option<FileStore<P>>),
+        meta: Meta,
+        config: Config,
+    ) -> Result<Self, Error> {
+        let creating = config.create == Create::New;
+        if let Some(journal) = &journal {
+            if journal.device()? == data.device()? {
+                data.set_shares_device();
+            }
+        }
+        let meta = Arc::new(MetaFile::new(
+            path,
+            meta,
+            !creating,
+            data.shared_durability(),
+        ));
         Ok(PipeFiles {
             data: data.with_meta(Arc::clone(&meta)),
             journal,
-            config: config.with_create(Create::New),
+            config,
             meta,
-            creating: true,
+            creating,
         })
     }
 
@@ -115,7 +145,12 @@ impl<P: Platform> PipeFiles<P> {
         if let Some(journal) = self.journal.take() {
             // Its lock goes with it, so the reopen can take it.
             drop(journal);
-            self.journal = Some(FileStore::open_direct(&journal_path(path))?);
+            let weak = self.config.weak_syncs;
+            let journal = FileStore::open_direct_as(&journal_path(path), weak)?;
+            if journal.device()? == self.data.device()? {
+                self.data.set_shares_device();
+            }
+            self.journal = Some(journal);
         }
         Ok(self)
     }

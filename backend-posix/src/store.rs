@@ -3,16 +3,17 @@
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use chunkpipe_core::{Capabilities, ChunkStore, Error, Op, StoreError, StoreErrorKind};
+use chunkpipe_core::{Capabilities, ChunkStore, Error, Op, StoreError, StoreErrorKind, WeakSyncs};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::direct::DirectFd;
-use crate::file::{Access, OpenedFile};
+use crate::durability::{Durability, retry_errno, retry_interrupted};
+use crate::file::Access;
 use crate::io::{IOV_MAX, read_exact_at, write_all_at};
 use crate::meta::MetaFile;
-use crate::{Platform, SyncReach, file, store_error};
+use crate::{Platform, file, store_error};
 
 /// A data file as a [`ChunkStore`], holding an exclusive `flock` for as long as it is open.
 /// `P` supplies what the platform does its own way (sync, preallocation, writeback hint).
@@ -20,8 +21,12 @@ pub struct FileStore<P> {
     fd: OwnedFd,
     /// The file's length. Only `grow` changes it, and the pipe runs one grow at a time.
     len: AtomicU64,
-    /// Syncs that reached only the device's cache ([`SyncReach::DeviceCache`]).
-    weak_syncs: AtomicU64,
+    /// Full or weak syncs, decided at open (shared with the `.meta` of a pipe's data file).
+    durability: Arc<Durability>,
+    /// The journal whose sync follows this file's barrier is on the same device, so the
+    /// platform's cheaper barrier may stand in for a sync ([`PipeFiles`](crate::PipeFiles)
+    /// checks `st_dev`).
+    shares_device: AtomicBool,
     /// With [`open_direct`](Self::open_direct), where the platform has it: the descriptor that
     /// aligned writes take.
     direct: Option<DirectFd>,
@@ -33,13 +38,15 @@ pub struct FileStore<P> {
 }
 
 impl<P: Platform> FileStore<P> {
-    /// Opens or creates the file at `path` and locks it.
+    /// Opens or creates the file at `path`, locks it, and checks that the file system takes the
+    /// platform's full sync (a new file's directory entry is then synced).
     ///
     /// # Errors
-    /// [`Error::Locked`] when another open `FileStore` (in any process) holds the file; an OS
+    /// [`Error::Locked`] when another open `FileStore` (in any process) holds the file; a sync
+    /// the file system refuses, of kind [`Unsupported`](StoreErrorKind::Unsupported); an OS
     /// error as [`Error::Store`].
     pub fn open(path: &Path) -> Result<Self, Error> {
-        Self::opened(file::open_locked::<P>(path, Access::CreateOrOpen)?)
+        Self::open_as(path, Access::CreateOrOpen, WeakSyncs::Refuse)
     }
 
     /// Opens the file at `path`, which must exist (`ENOENT` otherwise: never created), and
@@ -48,7 +55,7 @@ impl<P: Platform> FileStore<P> {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_existing(path: &Path) -> Result<Self, Error> {
-        Self::opened(file::open_locked::<P>(path, Access::Existing)?)
+        Self::open_as(path, Access::Existing, WeakSyncs::Refuse)
     }
 
     /// Opens the file at `path` read-only, for looking at it: works on a read-only mount and
@@ -59,14 +66,25 @@ impl<P: Platform> FileStore<P> {
     /// # Errors
     /// An OS error as [`Error::Store`] (`ENOENT` when it does not exist).
     pub fn open_read_only(path: &Path) -> Result<Self, Error> {
-        Self::opened(file::open_locked::<P>(path, Access::ReadOnly)?)
+        Self::open_as(path, Access::ReadOnly, WeakSyncs::Refuse)
     }
 
-    fn opened(opened: OpenedFile) -> Result<Self, Error> {
+    /// Opens `path` as `access` says; a writable file's syncs are decided now, before anything
+    /// is written ([`Durability`]), and a new file's directory entry is synced.
+    pub(crate) fn open_as(path: &Path, access: Access, weak: WeakSyncs) -> Result<Self, Error> {
+        let opened = file::open_locked::<P>(path, access)?;
+        let durability = match access {
+            Access::ReadOnly => Durability::full(),
+            _ => Durability::probe::<P>(opened.fd.as_fd(), weak)?,
+        };
+        if opened.created {
+            durability.sync_parent_dir::<P>(path)?;
+        }
         Ok(FileStore {
             fd: opened.fd,
             len: AtomicU64::new(opened.len),
-            weak_syncs: AtomicU64::new(0),
+            durability: Arc::new(durability),
+            shares_device: AtomicBool::new(false),
             direct: None,
             meta: None,
             in_use: opened.in_use,
@@ -83,15 +101,42 @@ impl<P: Platform> FileStore<P> {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_direct(path: &Path) -> Result<Self, Error> {
-        let mut store = Self::open(path)?;
+        Self::open_direct_as(path, WeakSyncs::Refuse)
+    }
+
+    pub(crate) fn open_direct_as(path: &Path, weak: WeakSyncs) -> Result<Self, Error> {
+        let mut store = Self::open_as(path, Access::CreateOrOpen, weak)?;
         store.direct = P::open_direct(path).map(|(fd, align)| DirectFd::new(fd, align));
         Ok(store)
+    }
+
+    /// How this file is synced (full or weak), and the weak syncs so far.
+    pub fn durability(&self) -> &Durability {
+        &self.durability
+    }
+
+    /// The journal whose sync completes this file's barrier is on the same device: the
+    /// platform's barrier may stand in for a full sync (see [`Platform::barrier`]).
+    pub(crate) fn set_shares_device(&self) {
+        self.shares_device.store(true, Ordering::Relaxed);
+    }
+
+    /// The device the file is on (`st_dev`, whose type differs between platforms).
+    pub(crate) fn device(&self) -> Result<i128, StoreError> {
+        let stat =
+            retry_errno(|| rustix::fs::fstat(&self.fd)).map_err(|e| store_error(Op::Len, e))?;
+        Ok(i128::from(stat.st_dev))
     }
 
     /// Makes this the data file whose `.meta` records each new length.
     pub(crate) fn with_meta(mut self, meta: Arc<MetaFile>) -> Self {
         self.meta = Some(meta);
         self
+    }
+
+    /// The durability its `.meta` and directory syncs share.
+    pub(crate) fn shared_durability(&self) -> Arc<Durability> {
+        Arc::clone(&self.durability)
     }
 
     /// Whether a running pipe held the file when it was opened read-only: what is read may be
@@ -105,23 +150,10 @@ impl<P: Platform> FileStore<P> {
         self.fd.as_fd()
     }
 
-    /// How many syncs so far reached only the device's volatile cache because the file system
-    /// refused the platform's full sync (macOS: `F_FULLFSYNC` refused, `fsync` used). Non-zero
-    /// means a power loss can lose data this store reported durable: put the file elsewhere.
-    pub fn weak_syncs(&self) -> u64 {
-        self.weak_syncs.load(Ordering::Relaxed)
-    }
-
     /// How many writes so far bypassed the page cache and succeeded (see
     /// [`open_direct`](Self::open_direct)).
     pub fn direct_writes(&self) -> u64 {
         self.direct.as_ref().map_or(0, DirectFd::writes)
-    }
-
-    fn count(&self, reach: SyncReach) {
-        if reach == SyncReach::DeviceCache {
-            self.weak_syncs.fetch_add(1, Ordering::Relaxed);
-        }
     }
 
     fn check_bounds(&self, offset: u64, len: usize, op: Op) -> Result<(), StoreError> {
@@ -176,10 +208,11 @@ impl<P: Platform> ChunkStore for FileStore<P> {
         if new_len <= old_len {
             return Ok(());
         }
-        if !P::preallocate(self.fd(), old_len, new_len)? {
+        if !retry_interrupted(|| P::preallocate(self.fd(), old_len, new_len))? {
             self.zero_fill(old_len, new_len)?;
         }
-        rustix::fs::ftruncate(&self.fd, new_len).map_err(|e| store_error(Op::Grow, e))?;
+        retry_errno(|| rustix::fs::ftruncate(&self.fd, new_len))
+            .map_err(|e| store_error(Op::Grow, e))?;
         self.sync()?;
         self.len.store(new_len, Ordering::Release);
         match &self.meta {
@@ -189,15 +222,20 @@ impl<P: Platform> ChunkStore for FileStore<P> {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        P::sync(self.fd()).map(|reach| self.count(reach))
+        self.durability.sync::<P>(self.fd())
     }
 
     fn barrier(&self) -> Result<(), StoreError> {
-        P::barrier(self.fd()).map(|reach| self.count(reach))
+        let shares_device = self.shares_device.load(Ordering::Relaxed);
+        self.durability.barrier::<P>(self.fd(), shares_device)
     }
 
     fn start_writeback(&self, offset: u64, len: u64) -> Result<(), StoreError> {
-        P::start_writeback(self.fd(), offset, len)
+        retry_interrupted(|| P::start_writeback(self.fd(), offset, len))
+    }
+
+    fn weak_syncs(&self) -> u64 {
+        self.durability.weak_syncs()
     }
 }
 
@@ -206,7 +244,7 @@ impl<P> std::fmt::Debug for FileStore<P> {
         f.debug_struct("FileStore")
             .field("fd", &self.fd)
             .field("len", &self.len.load(Ordering::Relaxed))
-            .field("weak_syncs", &self.weak_syncs.load(Ordering::Relaxed))
+            .field("durability", &self.durability)
             .field("direct", &self.direct)
             .finish()
     }

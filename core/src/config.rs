@@ -59,6 +59,23 @@ pub enum Recovery {
     PointInTime,
 }
 
+/// What a file backend does where the file system refuses its full sync — the call that flushes
+/// the device's volatile cache (`F_FULLFSYNC` on macOS, refused by some network and FUSE file
+/// systems). The backend finds out once, when it opens the pipe, before anything is written.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WeakSyncs {
+    /// Opening fails with a [`StoreErrorKind::Unsupported`](crate::StoreErrorKind) sync error:
+    /// `wait` keeps meaning durable (the default).
+    #[default]
+    Refuse,
+    /// Use the file system's weaker sync instead (`fsync` on macOS), which may leave
+    /// acknowledged writes in the device's volatile cache: **a power loss can lose writes that
+    /// `wait` reported durable**. Every such sync is counted
+    /// ([`PipeStats::data_weak_syncs`](crate::PipeStats), `journal_weak_syncs`).
+    AllowLosingWritesOnPowerLoss,
+}
+
 /// The largest chunk size accepted (1 GiB).
 pub const MAX_CHUNK_SIZE: u32 = 1 << 30;
 /// The largest staging pool accepted, in chunks.
@@ -109,6 +126,9 @@ pub struct Config {
     /// journal never pass for its own (default `None`: drawn at random). Set it only to make
     /// runs repeat byte for byte (simulations, tests).
     pub journal_id: Option<core::num::NonZeroU64>,
+    /// What a file backend does where the file system refuses its full sync (default
+    /// [`WeakSyncs::Refuse`]).
+    pub weak_syncs: WeakSyncs,
 }
 
 impl Default for Config {
@@ -125,6 +145,7 @@ impl Default for Config {
             recovery: Recovery::Strict,
             chunk_checksums: true,
             journal_id: None,
+            weak_syncs: WeakSyncs::Refuse,
         }
     }
 }
@@ -192,6 +213,12 @@ impl Config {
     /// Sets [`Config::chunk_checksums`].
     pub fn with_chunk_checksums(mut self, on: bool) -> Self {
         self.chunk_checksums = on;
+        self
+    }
+
+    /// Sets [`Config::weak_syncs`].
+    pub fn with_weak_syncs(mut self, weak_syncs: WeakSyncs) -> Self {
+        self.weak_syncs = weak_syncs;
         self
     }
 

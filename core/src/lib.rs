@@ -140,7 +140,9 @@ mod time;
 mod tx;
 
 pub use blocking::{BlockingPipe, BlockingTransaction};
-pub use config::{Config, Create, Journal, MAX_CHUNK_SIZE, MAX_STAGING_CHUNKS, Recovery};
+pub use config::{
+    Config, Create, Journal, MAX_CHUNK_SIZE, MAX_STAGING_CHUNKS, Recovery, WeakSyncs,
+};
 pub use engine::Wake;
 pub use epoch::Epoch;
 pub use error::{Damage, Errno, Error, Op, StoreError, StoreErrorKind, StoreRole};

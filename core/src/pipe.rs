@@ -168,7 +168,10 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
 
     /// What the pipe has done so far.
     pub fn stats(&self) -> PipeStats {
-        self.lock().stats
+        let mut stats = self.lock().stats;
+        stats.data_weak_syncs = self.shared.data.weak_syncs();
+        stats.journal_weak_syncs = self.journal().map_or(0, ChunkStore::weak_syncs);
+        stats
     }
 
     /// Copies `data` (a whole number of chunks) into staging for chunks `index..` and joins the

@@ -31,6 +31,14 @@ pub struct PipeStats {
     /// they needed was not yet free (the background fell behind). Each delayed that commit by a
     /// data sync.
     pub commits_behind_checkpoints: u64,
+    /// Syncs of the data store (and its metadata and directory entries) weaker than the
+    /// `ChunkStore::sync` contract, made where the file system refused the full one and the
+    /// config allowed it ([`WeakSyncs`](crate::WeakSyncs)): a power loss can lose what they
+    /// covered. Read from the store when the stats are taken.
+    pub data_weak_syncs: u64,
+    /// The same for the journal store (`Journal::Atomic`): with it, every acknowledgement rests
+    /// on a journal sync.
+    pub journal_weak_syncs: u64,
 }
 
 impl PipeStats {

@@ -96,6 +96,14 @@ pub trait ChunkStore {
         let _ = (offset, len);
         Ok(())
     }
+
+    /// How many of this store's syncs so far were weaker than the `sync` contract above — made
+    /// because the store was allowed to ([`WeakSyncs`](crate::WeakSyncs)) where its full sync
+    /// is refused — including those of files that belong with it (a file backend's metadata and
+    /// directory entries). The default: none.
+    fn weak_syncs(&self) -> u64 {
+        0
+    }
 }
 
 macro_rules! forward_chunk_store {
@@ -124,6 +132,9 @@ macro_rules! forward_chunk_store {
             }
             fn start_writeback(&self, offset: u64, len: u64) -> Result<(), StoreError> {
                 (**self).start_writeback(offset, len)
+            }
+            fn weak_syncs(&self) -> u64 {
+                (**self).weak_syncs()
             }
         }
     )*};

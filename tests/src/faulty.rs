@@ -216,4 +216,8 @@ impl<S: ChunkStore> ChunkStore for FaultyStore<S> {
     fn start_writeback(&self, offset: u64, len: u64) -> Result<(), StoreError> {
         self.inner.start_writeback(offset, len)
     }
+
+    fn weak_syncs(&self) -> u64 {
+        self.inner.weak_syncs()
+    }
 }

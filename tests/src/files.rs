@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use chunkpipe_core::{Config, Error, Journal};
+use chunkpipe_core::{Config, Error, Journal, WeakSyncs};
 use chunkpipe_posix::{FileStore, PipeFiles, Platform, journal_path, meta_path};
 
 use crate::{FaultyStore, FileHarness, Harness, TestPipe, in_mode};
@@ -15,6 +15,8 @@ pub struct PosixFiles<P> {
     /// The journal is opened with [`FileStore::open_direct`] (else as `chunkpipe_posix::open`
     /// opens it: buffered).
     direct_journal: bool,
+    /// What every open allows where the file system refuses the full sync.
+    weak_syncs: WeakSyncs,
     _platform: std::marker::PhantomData<fn() -> P>,
 }
 
@@ -45,7 +47,20 @@ impl<P: Platform> PosixFiles<P> {
             path,
             mode,
             direct_journal,
+            weak_syncs: WeakSyncs::Refuse,
             _platform: std::marker::PhantomData,
+        }
+    }
+
+    /// A harness in durability mode `mode` whose opens allow weak syncs where the platform's
+    /// full sync is refused.
+    ///
+    /// # Panics
+    /// If no temp dir can be created.
+    pub fn allowing_weak_syncs(mode: Journal) -> Self {
+        PosixFiles {
+            weak_syncs: WeakSyncs::AllowLosingWritesOnPowerLoss,
+            ..Self::new(mode)
         }
     }
 }
@@ -54,7 +69,7 @@ impl<P: Platform> Harness for PosixFiles<P> {
     type Store = FileStore<P>;
 
     fn open(&self, config: Config) -> Result<TestPipe<Self::Store>, Error> {
-        let config = in_mode(config, self.mode);
+        let config = in_mode(config, self.mode).with_weak_syncs(self.weak_syncs);
         let mut files = PipeFiles::<P>::open(&self.path, &config)?;
         if self.direct_journal {
             files = files.with_direct_journal(&self.path)?;
