@@ -24,7 +24,7 @@
 //! [`open_with_barriers`] uses it there (and nowhere else), and only where the journal is on the
 //! same device as the data file (`st_dev`); elsewhere the data file gets a full sync.
 //!
-//! ```
+//! ```standalone_crate
 //! # #[cfg(not(target_os = "macos"))] fn main() {} // the crate is empty elsewhere
 //! # #[cfg(target_os = "macos")]
 //! # fn main() -> Result<(), chunkpipe_macos::Error> {
