@@ -359,13 +359,17 @@ fn reads_skip_the_lock_only_while_nothing_is_staged() {
     assert!(matches!(pipe.read(1, 1), Err(Error::Poisoned(_))));
 }
 
-/// A RAM store whose writes or syncs fail, or whose syncs panic, while told to.
+/// A RAM store whose writes, syncs or grows fail, or whose syncs panic, while told to.
 #[derive(Default)]
 struct Faulty {
     inner: MemStore<'static>,
     fail_writes: core::sync::atomic::AtomicBool,
     fail_syncs: core::sync::atomic::AtomicBool,
     panic_syncs: core::sync::atomic::AtomicBool,
+    /// Grows fail with no space.
+    fail_grows: core::sync::atomic::AtomicBool,
+    /// Grows fail at the sync that makes the new length durable (as a file store's would).
+    fail_grow_syncs: core::sync::atomic::AtomicBool,
 }
 
 impl Faulty {
@@ -396,6 +400,11 @@ impl ChunkStore for Faulty {
         self.inner.write_at(offset, bufs)
     }
     fn grow(&self, new_len: u64) -> Result<(), crate::StoreError> {
+        if self.fail_grows.load(core::sync::atomic::Ordering::SeqCst) {
+            let no_space = crate::StoreError::new(crate::StoreErrorKind::NoSpace, crate::Op::Grow);
+            return Err(no_space);
+        }
+        Self::check(&self.fail_grow_syncs, crate::Op::Sync)?;
         self.inner.grow(new_len)
     }
     fn sync(&self) -> Result<(), crate::StoreError> {
@@ -441,4 +450,55 @@ fn a_batch_gathers_as_many_waiters_as_the_last_publish_released() {
     pipe.request_durable(third);
     assert_eq!(pipe.flush_step(NOW), Ok(Wake::default()));
     assert_eq!(pipe.flush_step(due), Ok(durable(third)));
+}
+
+/// A grow that fails for lack of space fails its request, not the pipe, and the next request
+/// starts from the length the store has; one that fails at the sync making the length durable
+/// poisons the pipe (the store may or may not have the new length).
+#[test]
+fn a_failed_grow_fails_its_request_and_only_a_failed_sync_poisons() {
+    use std::sync::Arc;
+    let store = Arc::new(Faulty::default());
+    let pipe = Pipe::new(Arc::clone(&store), config(2, 4)).unwrap();
+    Faulty::failing(&store.fail_grows, true);
+    let ticket = pipe.request_grow(3).unwrap();
+    let settled = Wake {
+        settled: true,
+        ..Wake::default()
+    };
+    assert_eq!(pipe.flush_step(Instant::ZERO), Ok(settled));
+    let no_space = crate::StoreError::new(crate::StoreErrorKind::NoSpace, crate::Op::Grow);
+    assert_eq!(
+        pipe.poll_grow(&ticket),
+        core::task::Poll::Ready(Err(Error::Store(no_space)))
+    );
+    assert_eq!(
+        pipe.poisoned(),
+        None,
+        "a grow that found no space fails alone"
+    );
+    Faulty::failing(&store.fail_grows, false);
+    let again = pipe.request_grow(1).unwrap();
+    assert_eq!(
+        again.target_chunks(),
+        3,
+        "from the length the store has, not the failed target"
+    );
+    assert_eq!(pipe.flush_step(Instant::ZERO), Ok(settled));
+    assert!(matches!(
+        pipe.poll_grow(&again),
+        core::task::Poll::Ready(Ok(3))
+    ));
+
+    Faulty::failing(&store.fail_grow_syncs, true);
+    let ticket = pipe.request_grow(1).unwrap();
+    let failed_sync = crate::StoreError::new(crate::StoreErrorKind::Io, crate::Op::Sync);
+    assert_eq!(
+        pipe.flush_step(Instant::ZERO),
+        Err(Error::Poisoned(failed_sync))
+    );
+    assert_eq!(
+        pipe.poll_grow(&ticket),
+        core::task::Poll::Ready(Err(Error::Poisoned(failed_sync)))
+    );
 }
