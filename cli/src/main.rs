@@ -37,6 +37,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
@@ -52,3 +53,18 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// Output into a pipe that was closed (`chunkpipe inspect FILE | head -1`) ends the process
+/// quietly, as other command-line tools do, instead of failing the print with a panic.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn quiet_on_closed_stdout() {
+    // SAFETY: restores SIGPIPE's default disposition before any thread exists; it installs no
+    // handler of ours, so nothing of this program runs in signal context.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn quiet_on_closed_stdout() {}

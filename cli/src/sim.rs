@@ -20,12 +20,12 @@ pub struct SimArgs {
     /// Fault profile.
     #[arg(long, value_enum, default_value_t = Profile::All)]
     faults: Profile,
-    /// Scheduler steps per seed.
-    #[arg(long, default_value_t = 400)]
+    /// Scheduler steps per seed, at least 1.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..))]
     steps: u32,
-    /// Worker threads.
-    #[arg(long, default_value_t = 1)]
-    jobs: usize,
+    /// Worker threads, 1 to 256.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
     /// Durability mode of every seed (default: drawn per seed, both modes).
     #[arg(long, value_enum)]
     journal: Option<JournalArg>,
@@ -56,7 +56,10 @@ fn parse_range(text: &str) -> Result<Range<u64>, String> {
 /// and the trace, and returns an error.
 pub fn run(args: &SimArgs) -> Result<(), String> {
     let seeds = match (args.seed, &args.seeds) {
-        (Some(seed), _) => seed..seed + 1,
+        (Some(seed), _) => {
+            let end = seed.checked_add(1).ok_or("--seed: at most 2^64 - 2")?;
+            seed..end
+        }
         (None, Some(range)) => range.clone(),
         (None, None) => 0..1000,
     };
@@ -76,7 +79,7 @@ pub fn run(args: &SimArgs) -> Result<(), String> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {per_sec} {msg}")
             .map_err(|e| e.to_string())?,
     );
-    let (report, failure) = run_parallel(seeds.clone(), &options, args.jobs.max(1), &bar);
+    let (report, failure) = run_parallel(seeds.clone(), &options, usize::from(args.jobs), &bar);
     bar.finish_and_clear();
     let wall = started.elapsed();
     print_summary(&report, args, wall);

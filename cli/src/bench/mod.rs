@@ -32,25 +32,27 @@ pub struct BenchArgs {
     /// Directory for the data files (default: a new temp dir). Its device decides the numbers.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Seconds measured per row (default 5, or 1 with --quick).
-    #[arg(long)]
+    /// Seconds measured per row, more than 0 and at most 3600 (default 5, or 1 with --quick).
+    #[arg(long, value_parser = parse_secs)]
     secs: Option<f64>,
-    /// Runs of every row; the table shows the median run (default 3, or 1 with --quick).
-    #[arg(long)]
-    runs: Option<usize>,
-    /// Workloads to run (w1, w2, w3, w4, w5).
-    #[arg(long, value_delimiter = ',', default_values_t = ["w1", "w2", "w3", "w4", "w5"].map(String::from))]
+    /// Runs of every row, at least 1; the table shows the median run (default 3, or 1 with
+    /// --quick).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    runs: Option<u16>,
+    /// Workloads to run.
+    #[arg(long, value_delimiter = ',', value_parser = ["w1", "w2", "w3", "w4", "w5"],
+        default_values_t = ["w1", "w2", "w3", "w4", "w5"].map(String::from))]
     workloads: Vec<String>,
     /// Implementations to run, by their names in the table (e.g. `naive,chunkpipe/atomic`);
     /// default: all built in.
     #[arg(long, value_delimiter = ',')]
     impls: Vec<String>,
-    /// Size of each implementation's W2 file in MiB; W2 writes wrap around it (default 1024,
-    /// or 256 with --quick).
-    #[arg(long)]
+    /// Size of each implementation's W2 file in MiB, at least 1; W2 writes wrap around it
+    /// (default 1024, or 256 with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     w2_file_mib: Option<u64>,
-    /// Size of the W3 file in MiB (default 1024, or 256 with --quick).
-    #[arg(long)]
+    /// Size of the W3 file in MiB, at least 1 (default 1024, or 256 with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     w3_file_mib: Option<u64>,
     /// Print the results as JSON on stdout (progress and notes go to stderr).
     #[arg(long)]
@@ -77,22 +79,72 @@ struct RowSpec {
     threads: usize,
 }
 
-/// Runs the bench and prints the table.
+/// `--secs`: a finite number of seconds in (0, 3600].
+fn parse_secs(text: &str) -> Result<f64, String> {
+    let secs: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
+        Ok(secs)
+    } else {
+        Err("expected seconds in (0, 3600]".into())
+    }
+}
+
+/// Runs the bench and prints the table. A failed run in `--dir` removes the files it made there.
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     let selected = select_implementations(&args.impls)?;
     let temp;
     let dir = match &args.dir {
-        Some(dir) => dir.clone(),
+        Some(dir) => {
+            let is_dir = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            if !is_dir.is_dir() {
+                return Err(format!("{}: not a directory", dir.display()));
+            }
+            dir.clone()
+        }
         None => {
             temp = tempfile::Builder::new()
                 .prefix("chunkpipe-bench")
                 .tempdir()
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| format!("{}: {e}", std::env::temp_dir().display()))?;
             temp.path().to_path_buf()
         }
     };
+    let result = run_in(args, &dir, &selected);
+    if result.is_err() && args.dir.is_some() {
+        remove_bench_files(&dir);
+    }
+    result
+}
+
+/// Removes what a run makes in `dir`: its data files, their `.meta` and `.journal`, the okaywal
+/// peer's logs, the probe and idle files.
+fn remove_bench_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let ours = |name: &str| {
+        ["small-", "w2-", "w3-", "probe.dat", "idle.dat"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !ours(&name.to_string_lossy()) {
+            continue;
+        }
+        let path = entry.path();
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+    }
+}
+
+fn run_in(args: &BenchArgs, dir: &Path, selected: &[Implementation]) -> Result<(), String> {
+    let dir = dir.to_path_buf();
     let measure = Duration::from_secs_f64(args.secs.unwrap_or(if args.quick { 1.0 } else { 5.0 }));
-    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let runs = usize::from(args.runs.unwrap_or(if args.quick { 1 } else { 3 }));
     let warmup = Duration::from_millis(if args.quick { 150 } else { 500 });
     // With --json, stdout carries the JSON alone.
     let note = |line: String| {
@@ -109,10 +161,10 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     };
     describe_setup(&note, &dir, (measure, runs), pattern)?;
     let specs = plan_rows(&args.workloads);
-    let files = Files::prepare(&dir, &specs, &selected, file_mib(args), pattern)?;
+    let files = Files::prepare(&dir, &specs, selected, file_mib(args), pattern)?;
     let summaries = run_rows(
         &specs,
-        &selected,
+        selected,
         &files,
         runs,
         (warmup, measure),
@@ -424,7 +476,8 @@ impl Files {
         for &implementation in implementations {
             let (path, _) = self.for_row(implementation, workload);
             let mut file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            std::io::copy(&mut file, &mut std::io::sink()).map_err(|e| e.to_string())?;
+            std::io::copy(&mut file, &mut std::io::sink())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         Ok(())
     }
@@ -433,15 +486,16 @@ impl Files {
 /// Creates `path` with `chunks` chunks of non-zero data, written once and synced, so that timed
 /// overwrites change no extents.
 fn write_file_once(path: &Path, chunks: u64) -> Result<(), String> {
-    let mut file = File::create(path).map_err(|e| e.to_string())?;
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = File::create(path).map_err(failed)?;
     let block = vec![0xA5u8; 1 << 20];
     let mut left = chunks * CHUNK_SIZE as u64;
     while left > 0 {
         let n = left.min(block.len() as u64) as usize;
-        file.write_all(&block[..n]).map_err(|e| e.to_string())?;
+        file.write_all(&block[..n]).map_err(failed)?;
         left -= n as u64;
     }
-    file.sync_all().map_err(|e| e.to_string())
+    file.sync_all().map_err(failed)
 }
 
 /// CPU the process spends over `window` while a pipe sits idle (after one write and its idle
@@ -451,15 +505,15 @@ fn idle_cpu_percent(dir: &Path, window: Duration) -> Result<f64, String> {
     let config = chunkpipe_core::Config::new()
         .with_chunk_size(CHUNK_SIZE as u32)
         .with_initial_chunks(16);
-    let pipe = chunkpipe_linux::open(&path, config).map_err(|e| e.to_string())?;
-    pipe.write_durable(0, &[1; CHUNK_SIZE])
-        .map_err(|e| e.to_string())?;
+    let failed = |e: chunkpipe_core::Error| format!("{}: {e}", path.display());
+    let pipe = chunkpipe_linux::open(&path, config).map_err(failed)?;
+    pipe.write_durable(0, &[1; CHUNK_SIZE]).map_err(failed)?;
     std::thread::sleep(Duration::from_millis(200));
     let (cpu_before, began) = (sys::cpu_time_ns(), std::time::Instant::now());
     std::thread::sleep(window);
     let cpu = sys::cpu_time_ns().saturating_sub(cpu_before) as f64;
     let percent = cpu / began.elapsed().as_nanos() as f64 * 100.0;
-    pipe.close().map_err(|e| e.to_string())?;
+    pipe.close().map_err(failed)?;
     Ok(percent)
 }
 
@@ -468,10 +522,8 @@ fn probe_sync_us(dir: &Path) -> Result<f64, String> {
     use std::os::unix::fs::FileExt;
     let path = dir.join("probe.dat");
     write_file_once(&path, 1)?;
-    let file = File::options()
-        .write(true)
-        .open(&path)
-        .map_err(|e| e.to_string())?;
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    let file = File::options().write(true).open(&path).map_err(failed)?;
     let mut samples: Vec<Duration> = (0..200)
         .map(|i| {
             let began = std::time::Instant::now();
@@ -480,7 +532,7 @@ fn probe_sync_us(dir: &Path) -> Result<f64, String> {
                 .map(|()| began.elapsed())
         })
         .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+        .map_err(failed)?;
     samples.sort_unstable();
     let _ = std::fs::remove_file(&path);
     Ok(samples[samples.len() / 2].as_secs_f64() * 1e6)

@@ -139,7 +139,7 @@ impl Implementation {
                     .read(true)
                     .write(true)
                     .open(path)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
                 return Ok(Box::new(Naive {
                     file,
                     chunk_size: u64::from(chunk_size),
@@ -151,7 +151,8 @@ impl Implementation {
         let config = Config::new()
             .with_chunk_size(chunk_size)
             .with_journal(journal);
-        let pipe = chunkpipe_linux::open(path, config).map_err(|e| e.to_string())?;
+        let pipe =
+            chunkpipe_linux::open(path, config).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Box::new(Chunkpipe { pipe }))
     }
 }
