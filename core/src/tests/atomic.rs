@@ -131,6 +131,22 @@ fn a_commit_applies_the_published_batches_when_they_hold_every_spare_plan() {
     assert_eq!(pipe.flush_step(NOW), Ok(committed(epoch, false)));
 }
 
+/// With staging to spare, three published batches still hold every spare batch plan: the
+/// next commit writes them in place first, though no writer waits.
+#[test]
+fn a_commit_with_no_spare_plan_applies_first() {
+    let stores = stores();
+    let pipe = open(&stores, atomic_config().with_staging_chunks(8));
+    for i in 0..3u8 {
+        let epoch = pipe.try_write(u64::from(i), &chunk(i + 1)).unwrap();
+        assert_eq!(pipe.flush_step(NOW), Ok(committed(epoch, i > 0)));
+    }
+    assert_eq!(store_chunk(&stores.0, 0), chunk(0), "none in place yet");
+    let epoch = pipe.try_write(3, &chunk(4)).unwrap();
+    assert_eq!(pipe.flush_step(NOW), Ok(committed(epoch, false)));
+    assert_eq!(store_chunk(&stores.0, 2), chunk(3), "applied by the commit");
+}
+
 /// A RAM store that records its writes (offset, buffers, bytes) and the writeback hints
 /// it is given (offset, length).
 #[derive(Default)]
@@ -477,6 +493,7 @@ fn a_failed_journal_sync_poisons_and_publishes_nothing() {
         core::task::Poll::Ready(Err(Error::Poisoned(failure)))
     );
     assert_eq!(pipe.lock().pool.available(), 4, "its staging is free");
+    assert_eq!(pipe.stats().syncs, 1, "the failed sync was made");
     assert_eq!(pipe.background_step(NOW), Err(Error::Poisoned(failure)));
     assert_eq!(pipe.next_background_at(NOW), None);
     assert_eq!(pipe.next_flush_at(NOW), None);

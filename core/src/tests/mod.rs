@@ -502,3 +502,49 @@ fn a_failed_grow_fails_its_request_and_only_a_failed_sync_poisons() {
         core::task::Poll::Ready(Err(Error::Poisoned(failed_sync)))
     );
 }
+
+/// Waiters for a sealed batch (written, not yet synced) count among those its publish
+/// releases; a request for an epoch already durable counts for nothing.
+#[test]
+fn waiters_of_a_sealed_batch_are_gathered_into_the_next() {
+    const NOW: Instant = Instant::ZERO;
+    let pipe = pipe(8, 8);
+    let first = pipe.try_write(0, &chunk(1)).unwrap();
+    assert!(
+        pipe.flush_step(NOW).unwrap().background,
+        "in place, its sync left to the background"
+    );
+    pipe.request_durable(first);
+    pipe.request_durable(first);
+    pipe.request_durable(Epoch::NONE);
+    assert_eq!(
+        pipe.background_step(NOW),
+        Ok(durable(first)),
+        "two waiters released"
+    );
+    pipe.request_durable(first);
+    let second = pipe.try_write(1, &chunk(2)).unwrap();
+    pipe.request_durable(second);
+    assert_eq!(
+        pipe.flush_step(NOW),
+        Ok(Wake::default()),
+        "held for the second waiter"
+    );
+    pipe.request_durable(second);
+    assert_eq!(
+        pipe.flush_step(NOW),
+        Ok(durable(second)),
+        "both are in: sealed"
+    );
+}
+
+/// Write amplification is known only once something was published.
+#[test]
+fn write_amplification_waits_for_a_publish() {
+    let pipe = pipe(4, 4);
+    assert_eq!(pipe.stats().write_amplification(CHUNK as u32), None);
+    let epoch = pipe.try_write(0, &chunk(1)).unwrap();
+    pipe.request_durable(epoch);
+    pipe.flush_step(Instant::ZERO).unwrap();
+    assert_eq!(pipe.stats().write_amplification(CHUNK as u32), Some(1.0));
+}

@@ -219,5 +219,6 @@ fn a_failed_in_place_write_frees_its_staging_and_poisons() {
         core::task::Poll::Ready(Err(Error::Poisoned(failure)))
     );
     assert_eq!(pipe.lock().pool.available(), 2, "its staging is free");
+    assert_eq!(pipe.stats().syncs, 0, "a failed write is no sync");
     assert!(matches!(pipe.try_close(), core::task::Poll::Ready(Err(_))));
 }
