@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chunkpipe_core::{Error, META_MAX_BYTES, Meta, Op, StoreError, StoreErrorKind};
+use chunkpipe_core::{Error, META_MAX_BYTES, Meta, Op, StoreError, StoreErrorKind, StoreRole};
 
 use crate::Platform;
 use crate::durability::Durability;
@@ -117,12 +117,11 @@ impl MetaFile {
     }
 }
 
+/// An error of the `.meta` file.
 fn io_error(op: Op, e: &std::io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(code) => Error::Store(crate::store_error(
-            op,
-            rustix::io::Errno::from_raw_os_error(code),
-        )),
-        None => Error::Store(StoreError::new(StoreErrorKind::Io, op)),
-    }
+    let error = match e.raw_os_error() {
+        Some(code) => crate::store_error(op, rustix::io::Errno::from_raw_os_error(code)),
+        None => StoreError::new(StoreErrorKind::Io, op),
+    };
+    Error::Store(error.in_file(StoreRole::Meta))
 }

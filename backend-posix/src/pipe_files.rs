@@ -62,13 +62,13 @@ impl<P: Platform> PipeFiles<P> {
     fn open_existing(path: &Path, meta: Meta, config: &Config) -> Result<Self, Error> {
         meta.check(config)?;
         let weak = config.weak_syncs;
-        let data = FileStore::open_as(path, Access::Existing, weak)
+        let data = FileStore::open_as(path, Access::Existing, weak, Some(StoreRole::Data))
             .map_err(|e| missing(e, StoreRole::Data))?;
         meta.check_len(data.len()?)?;
         let journal = match config.journal {
             Journal::Off => None,
             _ => Some(
-                FileStore::open_as(&journal_path(path), Access::Existing, weak)
+                FileStore::open_as(&journal_path(path), Access::Existing, weak, journal_role())
                     .map_err(|e| missing(e, StoreRole::Journal))?,
             ),
         };
@@ -82,13 +82,14 @@ impl<P: Platform> PipeFiles<P> {
 
     fn open_new(path: &Path, config: &Config) -> Result<Self, Error> {
         let weak = config.weak_syncs;
-        let data = FileStore::open_as(path, Access::CreateOrOpen, weak)?;
+        let data = FileStore::open_as(path, Access::CreateOrOpen, weak, Some(StoreRole::Data))?;
         let journal = match config.journal {
             Journal::Off => None,
             _ => Some(FileStore::open_as(
                 &journal_path(path),
                 Access::CreateOrOpen,
                 weak,
+                journal_role(),
             )?),
         };
         let meta = Meta::for_config(config, 0);
@@ -146,7 +147,7 @@ impl<P: Platform> PipeFiles<P> {
             // Its lock goes with it, so the reopen can take it.
             drop(journal);
             let weak = self.config.weak_syncs;
-            let journal = FileStore::open_direct_as(&journal_path(path), weak)?;
+            let journal = FileStore::open_direct_as(&journal_path(path), weak, journal_role())?;
             if journal.device()? == self.data.device()? {
                 self.data.set_shares_device();
             }
@@ -208,6 +209,10 @@ impl<P: Platform> PipeFiles<P> {
     pub fn config(&self) -> &Config {
         &self.config
     }
+}
+
+fn journal_role() -> Option<StoreRole> {
+    Some(StoreRole::Journal)
 }
 
 /// A file of an existing pipe that cannot be opened because it is not there is damage.

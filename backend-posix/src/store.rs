@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use chunkpipe_core::{Capabilities, ChunkStore, Error, Op, StoreError, StoreErrorKind, WeakSyncs};
+use chunkpipe_core::{
+    Capabilities, ChunkStore, Error, Op, StoreError, StoreErrorKind, StoreRole, WeakSyncs,
+};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::direct::DirectFd;
@@ -34,6 +36,8 @@ pub struct FileStore<P> {
     meta: Option<Arc<MetaFile>>,
     /// Opened read-only while a running pipe held the file.
     in_use: bool,
+    /// Which of a pipe's files this is: every error names it.
+    role: Option<StoreRole>,
     _platform: PhantomData<fn() -> P>,
 }
 
@@ -46,7 +50,7 @@ impl<P: Platform> FileStore<P> {
     /// the file system refuses, of kind [`Unsupported`](StoreErrorKind::Unsupported); an OS
     /// error as [`Error::Store`].
     pub fn open(path: &Path) -> Result<Self, Error> {
-        Self::open_as(path, Access::CreateOrOpen, WeakSyncs::Refuse)
+        Self::open_as(path, Access::CreateOrOpen, WeakSyncs::Refuse, None)
     }
 
     /// Opens the file at `path`, which must exist (`ENOENT` otherwise: never created), and
@@ -55,7 +59,7 @@ impl<P: Platform> FileStore<P> {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_existing(path: &Path) -> Result<Self, Error> {
-        Self::open_as(path, Access::Existing, WeakSyncs::Refuse)
+        Self::open_as(path, Access::Existing, WeakSyncs::Refuse, None)
     }
 
     /// Opens the file at `path` read-only, for looking at it: works on a read-only mount and
@@ -66,19 +70,29 @@ impl<P: Platform> FileStore<P> {
     /// # Errors
     /// An OS error as [`Error::Store`] (`ENOENT` when it does not exist).
     pub fn open_read_only(path: &Path) -> Result<Self, Error> {
-        Self::open_as(path, Access::ReadOnly, WeakSyncs::Refuse)
+        Self::open_as(path, Access::ReadOnly, WeakSyncs::Refuse, None)
     }
 
     /// Opens `path` as `access` says; a writable file's syncs are decided now, before anything
-    /// is written ([`Durability`]), and a new file's directory entry is synced.
-    pub(crate) fn open_as(path: &Path, access: Access, weak: WeakSyncs) -> Result<Self, Error> {
-        let opened = file::open_locked::<P>(path, access)?;
+    /// is written ([`Durability`]), and a new file's directory entry is synced. Every error of the
+    /// store names `role`, where given.
+    pub(crate) fn open_as(
+        path: &Path,
+        access: Access,
+        weak: WeakSyncs,
+        role: Option<StoreRole>,
+    ) -> Result<Self, Error> {
+        let name = |e: StoreError| match role {
+            Some(role) => e.in_file(role),
+            None => e,
+        };
+        let opened = file::open_locked::<P>(path, access).map_err(name)?;
         let durability = match access {
             Access::ReadOnly => Durability::full(),
-            _ => Durability::probe::<P>(opened.fd.as_fd(), weak)?,
+            _ => Durability::probe::<P>(opened.fd.as_fd(), weak).map_err(name)?,
         };
         if opened.created {
-            durability.sync_parent_dir::<P>(path)?;
+            durability.sync_parent_dir::<P>(path).map_err(name)?;
         }
         Ok(FileStore {
             fd: opened.fd,
@@ -88,8 +102,17 @@ impl<P: Platform> FileStore<P> {
             direct: None,
             meta: None,
             in_use: opened.in_use,
+            role,
             _platform: PhantomData,
         })
+    }
+
+    /// `e`, naming this store's file where it is one of a pipe's.
+    fn named(&self, e: StoreError) -> StoreError {
+        match self.role {
+            Some(role) => e.in_file(role),
+            None => e,
+        }
     }
 
     /// Opens like [`open`](Self::open), plus a second descriptor for direct writes where the
@@ -101,11 +124,15 @@ impl<P: Platform> FileStore<P> {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_direct(path: &Path) -> Result<Self, Error> {
-        Self::open_direct_as(path, WeakSyncs::Refuse)
+        Self::open_direct_as(path, WeakSyncs::Refuse, None)
     }
 
-    pub(crate) fn open_direct_as(path: &Path, weak: WeakSyncs) -> Result<Self, Error> {
-        let mut store = Self::open_as(path, Access::CreateOrOpen, weak)?;
+    pub(crate) fn open_direct_as(
+        path: &Path,
+        weak: WeakSyncs,
+        role: Option<StoreRole>,
+    ) -> Result<Self, Error> {
+        let mut store = Self::open_as(path, Access::CreateOrOpen, weak, role)?;
         store.direct = P::open_direct(path).map(|(fd, align)| DirectFd::new(fd, align));
         Ok(store)
     }
@@ -188,22 +215,54 @@ impl<P: Platform> ChunkStore for FileStore<P> {
     }
 
     fn read_at(&self, offset: u64, bufs: &mut [&mut [u8]]) -> Result<(), StoreError> {
-        self.check_bounds(offset, bufs.iter().map(|b| b.len()).sum(), Op::Read)?;
-        read_exact_at(self.fd(), offset, bufs)
+        self.check_bounds(offset, bufs.iter().map(|b| b.len()).sum(), Op::Read)
+            .and_then(|()| read_exact_at(self.fd(), offset, bufs))
+            .map_err(|e| self.named(e))
     }
 
     fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), StoreError> {
-        self.check_bounds(offset, bufs.iter().map(|b| b.len()).sum(), Op::Write)?;
-        if let Some(written) = self.direct.as_ref().and_then(|d| d.try_write(offset, bufs)) {
-            return written;
-        }
-        write_all_at(self.fd(), offset, bufs)
+        self.check_bounds(offset, bufs.iter().map(|b| b.len()).sum(), Op::Write)
+            .and_then(
+                |()| match self.direct.as_ref().and_then(|d| d.try_write(offset, bufs)) {
+                    Some(written) => written,
+                    None => write_all_at(self.fd(), offset, bufs),
+                },
+            )
+            .map_err(|e| self.named(e))
     }
 
     /// Preallocates (or zero-fills where the file system cannot), sets the length with
     /// `ftruncate`, and syncs so the new length is durable before it is used; the data file of
     /// a pipe then records the new length in its `.meta`.
     fn grow(&self, new_len: u64) -> Result<(), StoreError> {
+        self.grow_to(new_len).map_err(|e| self.named(e))
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.durability
+            .sync::<P>(self.fd())
+            .map_err(|e| self.named(e))
+    }
+
+    fn barrier(&self) -> Result<(), StoreError> {
+        let shares_device = self.shares_device.load(Ordering::Relaxed);
+        (self.durability)
+            .barrier::<P>(self.fd(), shares_device)
+            .map_err(|e| self.named(e))
+    }
+
+    fn start_writeback(&self, offset: u64, len: u64) -> Result<(), StoreError> {
+        retry_interrupted(|| P::start_writeback(self.fd(), offset, len)).map_err(|e| self.named(e))
+    }
+
+    fn weak_syncs(&self) -> u64 {
+        self.durability.weak_syncs()
+    }
+}
+
+impl<P: Platform> FileStore<P> {
+    /// [`ChunkStore::grow`], before its errors name the file.
+    fn grow_to(&self, new_len: u64) -> Result<(), StoreError> {
         let old_len = self.len.load(Ordering::Acquire);
         if new_len <= old_len {
             return Ok(());
@@ -219,23 +278,6 @@ impl<P: Platform> ChunkStore for FileStore<P> {
             Some(meta) => meta.grown::<P>(new_len),
             None => Ok(()),
         }
-    }
-
-    fn sync(&self) -> Result<(), StoreError> {
-        self.durability.sync::<P>(self.fd())
-    }
-
-    fn barrier(&self) -> Result<(), StoreError> {
-        let shares_device = self.shares_device.load(Ordering::Relaxed);
-        self.durability.barrier::<P>(self.fd(), shares_device)
-    }
-
-    fn start_writeback(&self, offset: u64, len: u64) -> Result<(), StoreError> {
-        retry_interrupted(|| P::start_writeback(self.fd(), offset, len))
-    }
-
-    fn weak_syncs(&self) -> u64 {
-        self.durability.weak_syncs()
     }
 }
 

@@ -76,6 +76,8 @@ pub struct StoreError {
     pub op: Op,
     /// The OS error code, when there is one.
     pub errno: Option<Errno>,
+    /// Which of a pipe's files it concerns, where the store knows (a file backend's stores do).
+    pub file: Option<StoreRole>,
 }
 
 impl StoreError {
@@ -85,6 +87,7 @@ impl StoreError {
             kind,
             op,
             errno: None,
+            file: None,
         }
     }
 
@@ -93,15 +96,41 @@ impl StoreError {
         self.errno = Some(errno);
         self
     }
+
+    /// The same error naming the file it concerns (unless it names one already).
+    pub const fn in_file(mut self, file: StoreRole) -> Self {
+        if self.file.is_none() {
+            self.file = Some(file);
+        }
+        self
+    }
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = self.file {
+            write!(f, "{} file: ", file.name())?;
+        }
         write!(f, "{:?} failed: {:?}", self.op, self.kind)?;
         if let Some(errno) = self.errno {
-            write!(f, " (errno {})", errno.raw())?;
+            write_errno(f, errno)?;
         }
         Ok(())
+    }
+}
+
+/// ` (errno N: the OS's message)`, or without the message where there is no `std` to ask.
+fn write_errno(f: &mut fmt::Formatter<'_>, errno: Errno) -> fmt::Result {
+    #[cfg(feature = "std")]
+    {
+        let message = std::format!("{}", std::io::Error::from_raw_os_error(errno.raw()));
+        // std appends " (os error N)"; the number is printed first here.
+        let message = message.split(" (os error").next().unwrap_or(&message);
+        write!(f, " (errno {}: {message})", errno.raw())
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        write!(f, " (errno {})", errno.raw())
     }
 }
 
@@ -230,7 +259,10 @@ impl fmt::Display for Error {
                 )
             }
             Error::Locked => f.write_str("the store is locked by another process"),
-            Error::Poisoned(e) => write!(f, "pipe poisoned by an earlier failure: {e}"),
+            Error::Poisoned(e) => write!(
+                f,
+                "the pipe is poisoned by an earlier failure and must be reopened: {e}"
+            ),
             Error::Store(e) => write!(f, "store error: {e}"),
             Error::Closed => f.write_str("the pipe is closed"),
             Error::Mismatch(what) => write!(f, "store does not match the configuration: {what}"),
@@ -262,16 +294,17 @@ impl From<StoreError> for Error {
 
 #[cfg(feature = "std")]
 impl From<Error> for std::io::Error {
+    /// Keeps the kind of the OS error underneath, where there is one, and the pipe's error as
+    /// the message and `get_ref`: a poisoned pipe still says it must be reopened.
     fn from(e: Error) -> Self {
         use std::io::ErrorKind;
-        let errno = match e {
-            Error::Poisoned(s) | Error::Store(s) => s.errno,
+        let os_kind = match e {
+            Error::Poisoned(s) | Error::Store(s) => s
+                .errno
+                .map(|errno| std::io::Error::from_raw_os_error(errno.raw()).kind()),
             _ => None,
         };
-        if let Some(errno) = errno {
-            return std::io::Error::from_raw_os_error(errno.raw());
-        }
-        let kind = match e {
+        let kind = os_kind.unwrap_or(match e {
             Error::InvalidInput(_) | Error::OutOfRange { .. } | Error::TooLarge { .. } => {
                 ErrorKind::InvalidInput
             }
@@ -284,7 +317,7 @@ impl From<Error> for std::io::Error {
             }
             Error::Closed => ErrorKind::BrokenPipe,
             _ => ErrorKind::Other,
-        };
+        });
         std::io::Error::new(kind, e)
     }
 }
@@ -311,11 +344,33 @@ mod tests {
 
     #[cfg(feature = "std")]
     #[test]
-    fn io_error_keeps_the_os_code() {
-        let e = StoreError::new(StoreErrorKind::Io, Op::Sync).with_errno(Errno::new(5).unwrap());
+    fn an_io_error_keeps_the_kind_and_says_a_poisoned_pipe_must_be_reopened() {
+        let no_space = Errno::new(28).unwrap();
+        let e = StoreError::new(StoreErrorKind::NoSpace, Op::Sync).with_errno(no_space);
         let io: std::io::Error = Error::Poisoned(e).into();
-        assert_eq!(io.raw_os_error(), Some(5));
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+        assert!(std::format!("{io}").contains("must be reopened"), "{io}");
+        let inner = io.get_ref().and_then(|e| e.downcast_ref::<Error>());
+        assert_eq!(inner, Some(&Error::Poisoned(e)));
         let io: std::io::Error = Error::WouldBlock.into();
         assert_eq!(io.kind(), std::io::ErrorKind::WouldBlock);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_store_error_names_its_file_and_the_os_message() {
+        let e = StoreError::new(StoreErrorKind::NoSpace, Op::Grow)
+            .with_errno(Errno::new(28).unwrap())
+            .in_file(StoreRole::Journal);
+        let shown = std::format!("{}", Error::Store(e));
+        assert_eq!(
+            shown,
+            "store error: journal file: Grow failed: NoSpace (errno 28: No space left on device)"
+        );
+        assert_eq!(
+            e.in_file(StoreRole::Data).file,
+            Some(StoreRole::Journal),
+            "the first stays"
+        );
     }
 }
