@@ -35,8 +35,10 @@ mod writeback;
 
 use std::path::Path;
 
-pub use chunkpipe_core::{Config, Epoch, Error, Journal, ThreadedPipe};
-use chunkpipe_core::{Op, StoreError};
+pub use chunkpipe_core::{
+    Config, Create, Damage, Epoch, Error, Journal, Op, PipeStats, Recovery, RecoveryReport,
+    StoreError, StoreErrorKind, StoreRole, ThreadedPipe, WeakSyncs,
+};
 use chunkpipe_posix::{
     BorrowedFd, DirectAlignment, OwnedFd, Platform, full_sync_error, store_error,
 };
@@ -53,12 +55,21 @@ pub type FileStore = chunkpipe_posix::FileStore<Linux>;
 /// A pipe over a Linux data file, with its background thread running.
 pub type FilePipe = ThreadedPipe<FileStore>;
 
+/// A transaction of a [`FilePipe`] ([`FilePipe::transaction`](chunkpipe_core::BlockingPipe::transaction)).
+pub type Transaction<'p> = chunkpipe_core::BlockingTransaction<
+    'p,
+    'static,
+    FileStore,
+    chunkpipe_core::StdClock,
+    chunkpipe_core::StdSignal,
+>;
+
 /// Opens (or creates) the data file at `path` and returns a ready pipe over it.
 ///
 /// # Errors
 /// [`Error::Locked`] when another process has it open; an invalid config or a file that does
 /// not fit it; an OS error.
-pub fn open(path: &Path, config: Config) -> Result<FilePipe, Error> {
+pub fn open(path: impl AsRef<Path>, config: Config) -> Result<FilePipe, Error> {
     chunkpipe_posix::open::<Linux>(path, config)
 }
 

@@ -126,8 +126,11 @@ pub trait Platform: Send + Sync + 'static {
 /// [`Error::Locked`] when another process has the pipe open; [`Error::AlreadyExists`],
 /// [`Error::NotFound`] as `config.create` says; an invalid config; files that do not fit it
 /// ([`Error::InvalidInput`], [`Error::Mismatch`]); damage ([`Error::Corrupt`]); an OS error.
-pub fn open<P: Platform>(path: &Path, config: Config) -> Result<ThreadedPipe<FileStore<P>>, Error> {
-    PipeFiles::<P>::open(path, &config)?.start()
+pub fn open<P: Platform>(
+    path: impl AsRef<Path>,
+    config: Config,
+) -> Result<ThreadedPipe<FileStore<P>>, Error> {
+    PipeFiles::<P>::open(path.as_ref(), &config)?.start()
 }
 
 /// The journal path of the data file at `path` (`<path>.journal`).

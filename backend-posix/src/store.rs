@@ -258,6 +258,12 @@ impl<P: Platform> ChunkStore for FileStore<P> {
     fn weak_syncs(&self) -> u64 {
         self.durability.weak_syncs()
     }
+
+    /// Unlocks the file (`flock(LOCK_UN)`): the pipe over it is closed and its runner has
+    /// ended. The descriptor stays open for this handle's reads.
+    fn release(&self) {
+        let _ = retry_errno(|| rustix::fs::flock(&self.fd, rustix::fs::FlockOperation::Unlock));
+    }
 }
 
 impl<P: Platform> FileStore<P> {

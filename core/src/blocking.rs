@@ -67,6 +67,21 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
         self.pipe.recovery()
     }
 
+    /// The newest durable epoch; see [`Pipe::durable_epoch`].
+    pub fn durable_epoch(&self) -> Epoch {
+        self.pipe.durable_epoch()
+    }
+
+    /// What the pipe has done so far; see [`Pipe::stats`].
+    pub fn stats(&self) -> crate::PipeStats {
+        self.pipe.stats()
+    }
+
+    /// Length in chunks; see [`Pipe::len_chunks`].
+    pub fn len_chunks(&self) -> u64 {
+        self.pipe.len_chunks()
+    }
+
     /// Wakes whom `wake` says to.
     fn wake(&self, wake: Wake) {
         if wake.waiters() {
@@ -151,6 +166,33 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     pub fn wait(&self, epoch: Epoch) -> Result<(), Error> {
         self.pipe.request_durable(epoch);
         self.wait_for(|| self.pipe.poll_durable(epoch))
+    }
+
+    /// As [`wait`](Self::wait), for at most `timeout`: `Ok(true)` once `epoch` is durable,
+    /// `Ok(false)` when the time ran out first (the write is still on its way; wait again).
+    ///
+    /// # Errors
+    /// As [`wait`](Self::wait).
+    pub fn wait_timeout(&self, epoch: Epoch, timeout: core::time::Duration) -> Result<bool, Error> {
+        let give_up = self.clock.now().saturating_add(timeout);
+        self.pipe.request_durable(epoch);
+        loop {
+            let token = self.progress.token();
+            if let Poll::Ready(result) = self.pipe.poll_durable(epoch) {
+                return result.map(|()| true);
+            }
+            let now = self.clock.now();
+            if now >= give_up {
+                return Ok(false);
+            }
+            let deadline = match self.lead()? {
+                Led::Ran(wake) if wake.progressed() => continue,
+                Led::Ran(_) => self.pipe.next_flush_at(now),
+                Led::Busy => None,
+            };
+            let deadline = deadline.map_or(give_up, |at| at.min(give_up));
+            self.progress.wait(token, Some(deadline));
+        }
     }
 
     /// [`write`](BlockingPipe::write) then [`wait`](BlockingPipe::wait).

@@ -161,7 +161,8 @@ pub enum Error {
         /// Staging capacity in chunks.
         capacity: u64,
     },
-    /// Another process holds the store's exclusive lock.
+    /// Another pipe holds the store's exclusive lock: in another process, or in this one (a
+    /// pipe keeps its files locked until it is closed or dropped).
     Locked,
     /// An earlier write or sync failed; the pipe refuses new work until the storage is reopened.
     /// Carries the failure that poisoned it.
@@ -249,7 +250,8 @@ impl fmt::Display for Error {
                 len_chunks,
             } => write!(
                 f,
-                "chunks {index}..{index}+{count} are out of range (the pipe holds {len_chunks})"
+                "chunks {index}..{index}+{count} are out of range (the pipe holds {len_chunks}: \
+                 grow it, or create it with Config::with_initial_chunks)"
             ),
             Error::WouldBlock => f.write_str("operation would block"),
             Error::TooLarge { chunks, capacity } => {
@@ -258,7 +260,10 @@ impl fmt::Display for Error {
                     "{chunks} chunks exceed the staging capacity of {capacity}"
                 )
             }
-            Error::Locked => f.write_str("the store is locked by another process"),
+            Error::Locked => f.write_str(
+                "the store is locked: another pipe holds it (in another process, or one not yet \
+                 closed in this one)",
+            ),
             Error::Poisoned(e) => write!(
                 f,
                 "the pipe is poisoned by an earlier failure and must be reopened: {e}"

@@ -387,6 +387,15 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         }
     }
 
+    /// Tells the stores that nothing will touch them again ([`ChunkStore::release`]): for the
+    /// owner of a pipe whose close returned and whose background runner has returned.
+    pub(crate) fn release_stores(&self) {
+        self.shared.data.release();
+        if let Some(journal) = self.journal() {
+            journal.release();
+        }
+    }
+
     /// Whether [`try_close`](Pipe::try_close) was called.
     pub fn closing(&self) -> bool {
         self.lock().closing

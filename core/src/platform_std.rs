@@ -143,7 +143,8 @@ pub type StdPipe<S> = BlockingPipe<'static, S, StdClock, StdSignal>;
 /// ```
 pub struct ThreadedPipe<S: ChunkStore + Send + Sync + 'static> {
     shared: Arc<StdPipe<S>>,
-    background: Option<JoinHandle<()>>,
+    /// Taken by the first close.
+    background: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
@@ -186,25 +187,29 @@ impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
             })?;
         Ok(ThreadedPipe {
             shared,
-            background: Some(background),
+            background: std::sync::Mutex::new(Some(background)),
         })
     }
 
-    /// Commits and syncs everything written, stops the background thread and reports the last
-    /// error.
+    /// Commits and syncs everything written, stops the background thread, waits for it to end
+    /// and reports the last error. Takes `&self`, so a pipe shared in an `Arc` can be closed
+    /// through any clone; later calls only report. Then the stores are released
+    /// ([`ChunkStore::release`]: a file backend unlocks its files), so the pipe can be opened
+    /// again while this handle still lives.
     ///
     /// # Errors
     /// [`Error::Poisoned`] if any batch failed.
-    pub fn close(mut self) -> Result<(), Error> {
-        self.shut_down()
-    }
-
-    fn shut_down(&mut self) -> Result<(), Error> {
+    pub fn close(&self) -> Result<(), Error> {
         let result = self.shared.close();
-        if let Some(thread) = self.background.take() {
+        let thread = (self.background.lock())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
             // The thread returns once close has nothing left to wait for; a panic ended it
             // early only after poisoning the pipe, so `result` holds the error.
             let _ = thread.join();
+            // No step runs any more, and none will.
+            self.shared.pipe().release_stores();
         }
         result
     }
@@ -221,7 +226,7 @@ impl<S: ChunkStore + Send + Sync + 'static> core::ops::Deref for ThreadedPipe<S>
 impl<S: ChunkStore + Send + Sync + 'static> Drop for ThreadedPipe<S> {
     fn drop(&mut self) {
         // Best effort: flush what was written; errors were reported to the waiters already.
-        let _ = self.shut_down();
+        let _ = self.close();
     }
 }
 

@@ -104,6 +104,11 @@ pub trait ChunkStore {
     fn weak_syncs(&self) -> u64 {
         0
     }
+
+    /// The pipe over this store was closed and will not touch it again: a store may let go of
+    /// what it holds for its user (a file backend unlocks its file, so that the pipe can be
+    /// opened again while this handle lives on). The default does nothing.
+    fn release(&self) {}
 }
 
 macro_rules! forward_chunk_store {
@@ -135,6 +140,9 @@ macro_rules! forward_chunk_store {
             }
             fn weak_syncs(&self) -> u64 {
                 (**self).weak_syncs()
+            }
+            fn release(&self) {
+                (**self).release()
             }
         }
     )*};

@@ -220,4 +220,8 @@ impl<S: ChunkStore> ChunkStore for FaultyStore<S> {
     fn weak_syncs(&self) -> u64 {
         self.inner.weak_syncs()
     }
+
+    fn release(&self) {
+        self.inner.release();
+    }
 }

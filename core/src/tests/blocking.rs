@@ -317,3 +317,25 @@ fn debug_output_names_the_pipe_and_the_transaction() {
         "{shown}"
     );
 }
+
+/// `wait_timeout` gives up when the time runs out — here the batch is held for gathering past
+/// it — and returns `true` once the epoch is durable.
+#[test]
+fn wait_timeout_gives_up_in_time_and_succeeds_once_durable() {
+    let pipe = blocking(Pipe::new(MemStore::new(), config(8, 4)).unwrap());
+    let first = pipe.write(0, &chunk(1)).unwrap();
+    pipe.pipe().request_durable(first);
+    pipe.wait(first).unwrap();
+    let second = pipe.write(1, &chunk(2)).unwrap();
+    let short = Duration::from_micros(10);
+    assert_eq!(
+        pipe.wait_timeout(second, short),
+        Ok(false),
+        "held for the other waiter"
+    );
+    assert_eq!(pipe.now(), Instant::ZERO.saturating_add(short));
+    assert_eq!(pipe.wait_timeout(second, Duration::from_secs(1)), Ok(true));
+    assert_eq!(pipe.durable_epoch(), second);
+    assert_eq!(pipe.stats().batches, 2);
+    assert_eq!(pipe.len_chunks(), 8);
+}

@@ -165,3 +165,20 @@ fn a_writer_short_of_staging_sleeps_until_a_transaction_gives_it_back() {
         });
     });
 }
+
+/// A pipe shared in an `Arc` is closed through any clone, which stops and joins its background
+/// thread; later closes only report.
+#[test]
+fn a_shared_pipe_closes_through_any_clone() {
+    watched(|| {
+        let pipe = Arc::new(ThreadedPipe::start(MemStore::new(), config(4, 2)).unwrap());
+        let other = Arc::clone(&pipe);
+        let epoch = std::thread::spawn(move || other.write_durable(1, &chunk(1)).unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(pipe.close(), Ok(()));
+        assert!(pipe.durable_epoch() >= epoch);
+        assert_eq!(pipe.close(), Ok(()), "closing again only reports");
+        assert_eq!(pipe.write(0, &chunk(2)), Err(Error::Closed));
+    });
+}
