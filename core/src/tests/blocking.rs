@@ -275,6 +275,16 @@ fn a_transaction_giving_staging_back_wakes_a_writer_waiting_for_it() {
     let tx = pipe.transaction(1).unwrap();
     drop(tx);
     assert_eq!(notified(&pipe), (2, 0), "nobody waited");
+    let mut tx = pipe.transaction(1).unwrap();
+    tx.write(2, &chunk(1)).unwrap();
+    assert_eq!(pipe.pipe().try_write(0, &chunk(1)), Err(Error::WouldBlock));
+    tx.commit().unwrap();
+    assert_eq!(
+        notified(&pipe),
+        (2, 0),
+        "a reservation used in full frees nothing"
+    );
+    assert!(pipe.pipe().lock().writers_waiting, "the writer still waits");
 }
 
 /// The blocking pipe reports what recovery found, as the pipe does.

@@ -144,7 +144,9 @@ fn transaction_limits_and_drop_release_staging() {
         Err(Error::InvalidInput("commit of an empty transaction"))
     );
     let mut tx = pipe.transaction(2).unwrap();
+    assert_eq!(tx.len_chunks(), 0);
     tx.write(0, &chunk(1)).unwrap();
+    assert_eq!(tx.len_chunks(), 1);
     let too_large = Error::TooLarge {
         chunks: 3,
         capacity: 2,
