@@ -218,6 +218,40 @@ fn an_apply_starts_writeback_of_bulk_stretches_only() {
     assert_eq!(*data.hints.lock().unwrap(), [stretch]);
 }
 
+/// In-place data is not left to pile up for the checkpoint's data sync: after every 8 MiB
+/// written in place the background starts writeback of the whole data store (chunks here are
+/// scattered, so no stretch starts its own).
+#[test]
+#[cfg_attr(miri, ignore = "megabytes of checksums: too slow under Miri")]
+fn the_background_paces_writeback_every_8_mib_in_place() {
+    const HALF_MIB: usize = 512 * 1024;
+    let config = Config::new()
+        .with_chunk_size(HALF_MIB as u32)
+        .with_initial_chunks(40)
+        .with_staging_chunks(4)
+        .with_journal(Journal::Atomic)
+        .with_journal_bytes(32 << 20);
+    let data = Arc::new(Recorder::default());
+    let pipe =
+        Pipe::with_journal(Arc::clone(&data), Arc::new(Recorder::default()), config).unwrap();
+    let whole_file = (0, 40 * HALF_MIB as u64);
+    for round in 0..4u64 {
+        // Four scattered chunks (2 MiB) a round: the fourth round crosses 8 MiB.
+        for i in 0..4 {
+            pipe.try_write(round * 10 + i * 2, &[1; HALF_MIB]).unwrap();
+        }
+        assert!(pipe.flush_step(NOW).unwrap().durable.is_some());
+        pipe.background_step(NOW).unwrap();
+        let hints = data.hints.lock().unwrap().clone();
+        let expected = if round == 3 {
+            std::vec![whole_file]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(hints, expected, "round {round}");
+    }
+}
+
 /// A fresh journal is written once, front to back, in vectored calls of up to 256 buffers (one
 /// call per chunk made a 64 MiB journal 16,384 direct writes), ending in a tail shorter than a
 /// chunk where its length asks for one.
@@ -519,4 +553,30 @@ fn a_failed_apply_poisons_the_pipe() {
         "it was durable"
     );
     assert!(matches!(pipe.read(0, 1), Err(Error::Poisoned(_))));
+}
+
+/// A writer short of staging that published batches hold makes the commit write them in place
+/// itself — though spare batch plans are left — and wakes it.
+#[test]
+fn a_commit_applies_when_a_writer_waits_for_staging() {
+    let stores = stores();
+    let pipe = open(&stores, atomic_config().with_staging_chunks(2));
+    let epoch = pipe.try_write(0, &[1; 2 * CHUNK]).unwrap();
+    assert_eq!(pipe.flush_step(NOW), Ok(committed(epoch, false)));
+    assert_eq!(pipe.try_write(2, &chunk(3)), Err(Error::WouldBlock));
+    let writers = Wake {
+        writers: true,
+        ..Wake::default()
+    };
+    assert_eq!(pipe.flush_step(NOW), Ok(writers));
+    assert_eq!(store_chunk(&stores.0, 1), chunk(1), "in place");
+}
+
+/// A closing pipe with nothing left to write in place gives the background nothing to do.
+#[test]
+fn a_closing_pipe_with_nothing_queued_has_no_background_work() {
+    let stores = stores();
+    let pipe = open(&stores, atomic_config());
+    assert!(pipe.try_close().is_ready());
+    assert_eq!(pipe.next_background_at(NOW), None);
 }
