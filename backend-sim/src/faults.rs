@@ -103,7 +103,7 @@ impl Fault {
 }
 
 /// Which fault kinds a campaign may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
     /// No faults at all.
     None,
@@ -118,6 +118,26 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// Every profile, in the order of their names.
+    pub const ALL: [Profile; 5] = [
+        Profile::None,
+        Profile::Io,
+        Profile::Crash,
+        Profile::Media,
+        Profile::All,
+    ];
+
+    /// Its name on a command line: `none`, `io`, `crash`, `media`, `all`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::None => "none",
+            Profile::Io => "io",
+            Profile::Crash => "crash",
+            Profile::Media => "media",
+            Profile::All => "all",
+        }
+    }
+
     /// The kinds this profile allows.
     pub fn allows(self, fault: Fault) -> bool {
         match self {
@@ -200,5 +220,20 @@ impl FaultPlan {
         } else {
             (20_000 + rng.below(60_000), false)
         }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+
+    /// A profile by its [`name`](Profile::name).
+    fn from_str(text: &str) -> Result<Self, String> {
+        Profile::ALL
+            .into_iter()
+            .find(|profile| profile.name() == text)
+            .ok_or_else(|| {
+                let names: Vec<_> = Profile::ALL.iter().map(|p| p.name()).collect();
+                format!("no fault profile {text:?} (known: {})", names.join(", "))
+            })
     }
 }

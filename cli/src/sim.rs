@@ -18,7 +18,7 @@ pub struct SimArgs {
     #[arg(long, value_parser = parse_range)]
     seeds: Option<Range<u64>>,
     /// Fault profile.
-    #[arg(long, value_enum, default_value_t = Profile::All)]
+    #[arg(long, default_value = "all", value_parser = parse_profile)]
     faults: Profile,
     /// Scheduler steps per seed, at least 1.
     #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..))]
@@ -38,6 +38,10 @@ enum JournalArg {
     Atomic,
     /// `Journal::Off`.
     Off,
+}
+
+fn parse_profile(text: &str) -> Result<Profile, String> {
+    text.parse()
 }
 
 fn parse_range(text: &str) -> Result<Range<u64>, String> {
@@ -196,7 +200,7 @@ fn print_failure(failure: &SimFailure, args: &SimArgs) {
     println!(
         "replay: cargo run --release -p chunkpipe-cli -- sim --seed {} --faults {} --steps {}{journal}",
         failure.seed,
-        format!("{:?}", args.faults).to_lowercase(),
+        args.faults.name(),
         args.steps
     );
     println!("last steps:");
