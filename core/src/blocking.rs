@@ -284,6 +284,13 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
             let unwinding = WakeAllOnUnwind(self);
             let result = self.pipe.background_step(now);
             core::mem::forget(unwinding);
+            #[cfg(feature = "std")]
+            {
+                let took = self.clock.now().saturating_duration_since(now);
+                if took >= crate::events::SLOW_BACKGROUND_STEP {
+                    crate::events::slow_background_step(took);
+                }
+            }
             match result {
                 Ok(wake) => {
                     self.wake(wake);

@@ -34,6 +34,9 @@ impl Latch {
         if cfg!(chunkpipe_planted = "release_after_failure") {
             return Error::Store(e);
         }
+        if self.0.is_none() {
+            crate::events::poisoned(e);
+        }
         Error::Poisoned(*self.0.get_or_insert(e))
     }
 }

@@ -65,6 +65,7 @@
 //! | (none) | everything above except the `std` row; no allocator needed ([`StagingMemory::new`]) |
 //! | `alloc` | [`Pipe::new`] (allocated staging), [`Pipe::read`], `Box`/`Arc` stores, growable [`MemStore`] |
 //! | `std` (default) | [`StdSignal`], [`StdClock`], [`ThreadedPipe`], `From<Error> for io::Error` |
+//! | `log` | `log` events: what recovery found, a pipe poisoned, a slow background step |
 //!
 //! # Example: driving the state machine by hand
 //!
@@ -118,6 +119,7 @@ mod config;
 mod engine;
 mod epoch;
 mod error;
+mod events;
 pub mod journal;
 mod latch;
 #[cfg(all(test, loom))]

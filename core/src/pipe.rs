@@ -102,6 +102,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
                 };
                 let opened = recover::open(&data, &journal, &config, &mut buffers)?;
                 let (report, durable) = (opened.report, opened.report.last_epoch);
+                crate::events::recovered(&report);
                 let engine = AtomicEngine::new(journal, opened, header, durable);
                 (Engine::Atomic(engine), Some(report), durable)
             }
@@ -389,6 +390,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
 
     /// Tells the stores that nothing will touch them again ([`ChunkStore::release`]): for the
     /// owner of a pipe whose close returned and whose background runner has returned.
+    #[cfg(feature = "std")]
     pub(crate) fn release_stores(&self) {
         self.shared.data.release();
         if let Some(journal) = self.journal() {
