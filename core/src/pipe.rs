@@ -205,7 +205,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             state.join_open(slot);
         }
         let wake = Wake {
-            background: state.joined(),
+            background: state.rouse_background(),
             ..Wake::default()
         };
         Ok((state.open.epoch, wake))

@@ -143,8 +143,9 @@ pub(crate) struct State<'a> {
     /// A write or transaction found staging full, and no step has freed staging since: the
     /// step that does must wake it, and holding a batch open to gather writers is pointless.
     pub(crate) writers_waiting: bool,
-    /// The background step went to sleep with nothing to do: the next write into an empty open
-    /// batch wakes it (so a batch nobody waits for still gets committed).
+    /// The background step went to sleep with nothing to do: the next step or write that gives
+    /// it a deadline wakes it — a write opening a batch (so a batch nobody waits for still gets
+    /// committed), a publish (which starts the idle checkpoint's clock).
     pub(crate) background_idle: bool,
     pub(crate) stats: PipeStats,
     /// What the read mirror was last told.
@@ -246,9 +247,10 @@ impl<'a> State<'a> {
         self.index.insert(chunk, slot);
     }
 
-    /// A write or transaction joined the open batch: whether the background step must be woken
-    /// (it slept with nothing to do).
-    pub(crate) fn joined(&mut self) -> bool {
+    /// Something the background step acts on appeared (a write or transaction joined the open
+    /// batch, a batch was published): whether it must be woken, because it slept with nothing
+    /// to do. It is woken once; it notes again when it next goes to sleep with nothing to do.
+    pub(crate) fn rouse_background(&mut self) -> bool {
         core::mem::take(&mut self.background_idle)
     }
 

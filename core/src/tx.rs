@@ -121,7 +121,7 @@ impl<S: ChunkStore> Transaction<'_, '_, S> {
         self.used = 0;
         self.reserved = 0;
         let wake = Wake {
-            background: state.joined(),
+            background: state.rouse_background(),
             writers: unused > 0 && state.staging_freed(),
             ..Wake::default()
         };

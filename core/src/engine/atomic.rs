@@ -164,16 +164,18 @@ impl<'a, S: ChunkStore> AtomicEngine<'a, S> {
         if let Err(e) = log.append(&self.journal, epoch, &mut batch, header) {
             return Err(fail(shared, batch, e));
         }
-        let apply_due = self.publish(shared, log, batch, epoch, now)?;
+        let background = self.publish(shared, log, batch, epoch, now)?;
         Ok(Wake {
             durable: Some(epoch),
-            background: apply_due,
+            background,
             ..Wake::default()
         })
     }
 
     /// The batch of `epoch` is durable: publishes it and queues it to be written in place.
-    /// Returns whether writing the queue in place is due now ([`Books::apply_due`]).
+    /// Returns whether the background must be woken: writing the queue in place is due now
+    /// ([`Books::apply_due`]), or it sleeps without a deadline — it went to sleep while this
+    /// batch was being committed, and the publish starts the idle checkpoint's clock.
     fn publish(
         &self,
         shared: &Shared<'a, S>,
@@ -206,7 +208,8 @@ impl<'a, S: ChunkStore> AtomicEngine<'a, S> {
         stats.chunks += joined;
         stats.syncs += 1;
         stats.journal_bytes += format::record_bytes(live, shared.chunk_bytes());
-        Ok(books.apply_due(&state))
+        let rouse = state.rouse_background();
+        Ok(books.apply_due(&state) || rouse)
     }
 
     /// Writes published batches in place, paces their writeback, takes a checkpoint if one is
