@@ -6,6 +6,46 @@
 //! the epoch — run by whichever waiting writer finds no commit running, for everyone staged; a writer that waits on its epoch learns that its data is durable — or that it is
 //! not.
 //!
+//! # Quick start: threads and a transaction
+//!
+//! With `std` (the default), [`ThreadedPipe`] is the whole pipe: any thread writes and waits,
+//! the waiting threads commit for each other, and one background thread writes batches in place
+//! and checkpoints. Over files, `chunkpipe_linux::open` / `chunkpipe_macos::open` return the
+//! same handle; here the stores are in RAM.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use chunkpipe_core::{Config, MemStore, ThreadedPipe};
+//!
+//! let config = Config::new().with_chunk_size(512).with_initial_chunks(64);
+//! let pipe = Arc::new(ThreadedPipe::start_journaled(MemStore::new(), MemStore::new(), config)?);
+//!
+//! // Four threads write durably at once: whoever finds no commit running commits for all.
+//! let writers: Vec<_> = (0..4u8)
+//!     .map(|t| {
+//!         let pipe = Arc::clone(&pipe);
+//!         std::thread::spawn(move || pipe.write_durable(u64::from(t), &[t; 512]))
+//!     })
+//!     .collect();
+//! for writer in writers {
+//!     writer.join().unwrap()?;
+//! }
+//!
+//! // A transaction: both chunks become durable (and visible) together, or neither does.
+//! let mut tx = pipe.transaction(2)?;
+//! tx.write(10, &[7; 512])?;
+//! tx.write(11, &[8; 512])?;
+//! pipe.wait(tx.commit()?)?;
+//!
+//! assert_eq!(pipe.read(3, 1)?, [3; 512]);
+//! assert_eq!(pipe.read(11, 1)?, [8; 512]);
+//! pipe.close()?; // commits what is left and joins the background thread
+//! # Ok::<(), chunkpipe_core::Error>(())
+//! ```
+//!
+//! Without `std` (an embedded main loop, a simulator, your own runtime) the same pipe is a state
+//! machine you drive: see [the example below](#example-driving-the-state-machine-by-hand).
+//!
 //! # Layers
 //!
 //! | layer | what | where |
