@@ -255,23 +255,21 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// When the background step next has work: `Some(now)` or later, `None` while it has
     /// nothing to do until a commit hands it some.
     pub fn next_background_at(&self, now: Instant) -> Option<Instant> {
-        self.engine.next_background_at(&self.shared, now)
+        let config = &self.shared.config;
+        self.engine
+            .next_background_at(&mut self.lock(), config, now)
     }
 
     /// For a background runner going to sleep: when to wake up next (`None`: not until told).
-    /// With nothing to do, notes that the background sleeps, so that the next write or
-    /// transaction joining a batch says to wake it ([`write_noting`](Pipe::write_noting)).
+    /// With nothing to do, notes that the background sleeps, so that the next write or publish
+    /// that gives it work says to wake it ([`State::rouse_background`]). The look and the note
+    /// are one critical section: no write slips in between unnoticed.
+    ///
+    /// [`State::rouse_background`]: crate::state::State::rouse_background
     pub(crate) fn park_background(&self, now: Instant) -> Option<Instant> {
-        let next = self.next_background_at(now);
-        if next.is_none() {
-            let mut state = self.lock();
-            // A write may have opened a batch since the look above: then there is work (unless
-            // the pipe is poisoned: then that batch is never committed).
-            if state.open.len > 0 && state.latch.check().is_ok() {
-                return Some(now);
-            }
-            state.background_idle = true;
-        }
+        let mut state = self.lock();
+        let next = (self.engine).next_background_at(&mut state, &self.shared.config, now);
+        state.background_idle = next.is_none();
         next
     }
 

@@ -1,5 +1,5 @@
-//! The `log` events an operator must see (feature `log` of the core): what recovery found, and
-//! a pipe poisoned.
+//! The `log` events an operator must see (feature `log` of the core): what recovery found, a
+//! pipe poisoned, a slow background step.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -69,4 +69,42 @@ fn what_recovery_replayed_is_an_info_event() {
     assert_eq!(reopened.recovery().unwrap().replayed, 1);
     let expected = format!("recovered up to epoch {}: 1 records replayed", epoch.get());
     assert!(was_logged(log::Level::Info, &expected));
+}
+
+/// Waits (a few seconds at most) until the background thread has made `epoch` durable.
+fn durable_by_background<S: chunkpipe_core::ChunkStore + Send + Sync + 'static>(
+    pipe: &ThreadedPipe<S>,
+    epoch: chunkpipe_core::Epoch,
+) {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while pipe.durable_epoch() < epoch {
+        assert!(std::time::Instant::now() < give_up, "never durable");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// A background step of 100 ms or more is a warning; quick ones say nothing. (One test: the
+/// quick part must not see the slow part's event.)
+#[test]
+fn only_a_slow_background_step_is_a_warning() {
+    logged();
+    let slow_step = "a background step (in-place writes, checkpoint) took";
+    let config = config()
+        .with_journal(Journal::Off)
+        .with_flush_interval(std::time::Duration::from_millis(1));
+    let quick = ThreadedPipe::start(MemStore::new(), config).unwrap();
+    // Nobody waits: the background commits the batch, in a quick step.
+    durable_by_background(&quick, quick.write(0, &[1; 512]).unwrap());
+    quick.close().unwrap();
+    assert!(!was_logged(log::Level::Warn, slow_step), "a quick step");
+
+    let pipe = ThreadedPipe::start(FaultyStore::new(MemStore::new()), config).unwrap();
+    pipe.pipe().store().close_gate();
+    let epoch = pipe.write(0, &[1; 512]).unwrap();
+    pipe.pipe().store().wait_until_sync_held();
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    pipe.pipe().store().open_gate();
+    durable_by_background(&pipe, epoch);
+    pipe.close().unwrap();
+    assert!(was_logged(log::Level::Warn, slow_step));
 }

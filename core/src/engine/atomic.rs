@@ -253,11 +253,11 @@ impl<'a, S: ChunkStore> AtomicEngine<'a, S> {
             .map(|at| at.max(now))
     }
 
-    /// Everything accepted is durable, in place and checkpointed: a close has nothing left to
-    /// wait for.
+    /// Every published batch is in place and checkpointed: with nothing open or being
+    /// committed (the close checks that), a close has nothing left to wait for.
     pub(crate) fn settled(&self, state: &State<'_>) -> bool {
         let books = self.books.lock();
-        state.all_published() && books.queue.is_empty() && books.checkpointed >= state.durable
+        books.queue.is_empty() && books.checkpointed >= state.durable
     }
 
     /// Grows the checksum table, and its space in the journal, to `chunks` (the data store has

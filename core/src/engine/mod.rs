@@ -127,21 +127,22 @@ impl<'a, S: ChunkStore> Engine<'a, S> {
     /// (what is left undone stays undone).
     pub(crate) fn next_background_at(
         &self,
-        shared: &Shared<'a, S>,
+        state: &mut State<'_>,
+        config: &Config,
         now: Instant,
     ) -> Option<Instant> {
-        let mut state = shared.lock();
         state.latch.check().ok()?;
         let own = match self {
-            Engine::Off(off) => off.owes(&state).then_some(now),
-            Engine::Atomic(atomic) => atomic.next_background_at(&shared.config, &state, now),
+            Engine::Off(off) => off.owes(state).then_some(now),
+            Engine::Atomic(atomic) => atomic.next_background_at(config, state, now),
         };
-        let aged_at = aged_at(&mut state, &shared.config, now);
+        let aged_at = aged_at(state, config, now);
         [own, aged_at].into_iter().flatten().min()
     }
 
-    /// Whether the engine has nothing left to do for a close: everything accepted is durable,
-    /// and (`Journal::Atomic`) in place and checkpointed.
+    /// Whether the engine owes a close nothing more: every batch it took is durable and
+    /// (`Journal::Atomic`) in place and checkpointed. That no batch is open or being committed
+    /// is the close's own check ([`State::all_published`]).
     pub(crate) fn settled(&self, state: &State<'_>) -> bool {
         match self {
             Engine::Off(off) => !off.owes(state),

@@ -342,6 +342,23 @@ fn recovery_stops_at_a_damaged_last_record() {
     );
 }
 
+/// In place is not settled: a close also waits for the checkpoint that covers the batches.
+#[test]
+fn a_close_waits_for_the_checkpoint_after_the_batches_are_in_place() {
+    let stores = stores();
+    let pipe = open(&stores, atomic_config());
+    let epoch = pipe.try_write(2, &chunk(5)).unwrap();
+    assert_eq!(pipe.flush_step(NOW), Ok(committed(epoch, false)));
+    let crate::engine::Engine::Atomic(atomic) = &pipe.engine else {
+        unreachable!("a journaled pipe")
+    };
+    assert_eq!(atomic.apply(&pipe.shared), Ok(Wake::default()));
+    assert_eq!(store_chunk(&stores.0, 2), chunk(5), "in place");
+    assert!(pipe.try_close().is_pending(), "not checkpointed yet");
+    pipe.background_step(NOW).unwrap();
+    assert!(matches!(pipe.try_close(), core::task::Poll::Ready(Ok(()))));
+}
+
 /// A close waits until everything is in place and checkpointed; the checkpoint that settles
 /// it wakes the close.
 #[test]
@@ -422,9 +439,17 @@ fn the_background_frees_each_half_so_commits_only_append() {
             syncs + 1,
             "round {round}: one journal sync"
         );
+        // One batch waits to be written in place: only a half to free makes the background
+        // due at once.
+        let due_now = pipe.next_background_at(NOW) == Some(NOW);
         pipe.background_step(NOW).unwrap();
         let background_syncs = pipe.stats().syncs - syncs - 1;
         assert!(background_syncs == 0 || background_syncs == CHECKPOINT_SYNCS);
+        assert_eq!(
+            due_now,
+            background_syncs > 0,
+            "round {round}: due at once exactly when the half appends left is to be freed"
+        );
         checkpoints += u32::from(background_syncs > 0);
     }
     assert!(

@@ -344,8 +344,26 @@ fn wait_timeout_gives_up_in_time_and_succeeds_once_durable() {
         "held for the other waiter"
     );
     assert_eq!(pipe.now(), Instant::ZERO.saturating_add(short));
+    let waits = pipe.signals().0.waits.get();
     assert_eq!(pipe.wait_timeout(second, Duration::from_secs(1)), Ok(true));
+    assert_eq!(
+        pipe.signals().0.waits.get(),
+        waits,
+        "the batch is due by now: it leads the commit and returns without a sleep"
+    );
     assert_eq!(pipe.durable_epoch(), second);
     assert_eq!(pipe.stats().batches, 2);
     assert_eq!(pipe.len_chunks(), 8);
+}
+
+/// `close` with nobody else running: it commits what is staged itself (`Journal::Off` leaves
+/// the background nothing), and the pipe refuses writes from then on.
+#[test]
+fn close_commits_what_is_staged_and_refuses_later_writes() {
+    let pipe = blocking(Pipe::new(MemStore::new(), config(8, 4)).unwrap());
+    let epoch = pipe.write(2, &chunk(5)).unwrap();
+    pipe.close().unwrap();
+    assert_eq!(pipe.durable_epoch(), epoch);
+    assert_eq!(store_chunk(pipe.pipe().store(), 2), chunk(5));
+    assert_eq!(pipe.write(3, &chunk(6)), Err(Error::Closed));
 }

@@ -45,6 +45,31 @@ fn durable(epoch: Epoch) -> Wake {
     }
 }
 
+/// Whom each field of a `Wake` concerns: `progress` waiters for an epoch, staging or a
+/// settling; the background only for `background`. Work for the background alone is progress
+/// (its runner looks for more at once) but wakes no waiter.
+#[test]
+fn each_wake_field_concerns_its_own_sleepers() {
+    let only = |wake: Wake| (wake.waiters(), wake.progressed());
+    assert_eq!(only(Wake::default()), (false, false));
+    assert_eq!(only(durable(Epoch::new(1))), (true, true));
+    let writers = Wake {
+        writers: true,
+        ..Wake::default()
+    };
+    let settled = Wake {
+        settled: true,
+        ..Wake::default()
+    };
+    let background = Wake {
+        background: true,
+        ..Wake::default()
+    };
+    assert_eq!(only(writers), (true, true));
+    assert_eq!(only(settled), (true, true));
+    assert_eq!(only(background), (false, true));
+}
+
 #[test]
 fn epochs_start_at_one_and_batches_share_them() {
     let pipe = pipe(8, 8);
@@ -192,6 +217,20 @@ fn bad_input_is_an_error_value() {
         pipe.poll_durable(Epoch::new(7)),
         core::task::Poll::Ready(Err(Error::InvalidInput(_)))
     ));
+}
+
+/// A close waits for a grow requested before it, until a flush step has handled it.
+#[test]
+fn a_close_waits_for_a_pending_grow() {
+    let pipe = pipe(2, 4);
+    let ticket = pipe.request_grow(3).unwrap();
+    assert!(pipe.try_close().is_pending(), "the grow is pending");
+    pipe.flush_step(Instant::ZERO).unwrap();
+    assert!(matches!(
+        pipe.poll_grow(&ticket),
+        core::task::Poll::Ready(Ok(5))
+    ));
+    assert!(matches!(pipe.try_close(), core::task::Poll::Ready(Ok(()))));
 }
 
 #[test]
