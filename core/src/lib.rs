@@ -54,7 +54,7 @@
 //! | staging | fixed-size slots in caller-provided memory, batches, the chunk index | `staging/` |
 //! | state | what every step shares: staging, the open batch, epochs, the poison latch | `state.rs`, `latch.rs` |
 //! | engines | how a batch becomes durable, one per [`Journal`] mode: commit, apply, checkpoint | `engine/` |
-//! | state machine | [`Pipe`]: `try_write`, [`Transaction`], `flush_step`, `background_step`, `poll_durable`, reads | `pipe.rs`, `tx.rs`, `read.rs` |
+//! | state machine | [`Pipe`]: `try_write`, [`Transaction`], `flush_step`, `background_step`, `poll_durable`, reads, grows | `pipe.rs`, `tx.rs`, `read.rs`, `grow.rs` |
 //! | blocking | [`BlockingPipe`]: `write`, `wait`, `sync`, `grow`, `close`, leader/follower commits over a [`Signal`] | `blocking.rs` |
 //! | platform (std) | [`StdSignal`], [`StdClock`], [`ThreadedPipe`] (the background thread) | `platform_std.rs` |
 //!
@@ -160,6 +160,7 @@ mod engine;
 mod epoch;
 mod error;
 mod events;
+mod grow;
 pub mod journal;
 mod latch;
 #[cfg(all(test, loom))]
@@ -188,10 +189,11 @@ pub use config::{
 pub use engine::Wake;
 pub use epoch::Epoch;
 pub use error::{Damage, Errno, Error, Op, StoreError, StoreErrorKind, StoreRole};
+pub use grow::GrowTicket;
 pub use journal::{Dropped, RecoveryReport};
 pub use mem_store::MemStore;
 pub use meta::{META_MAX_BYTES, META_VERSION, Meta};
-pub use pipe::{GrowTicket, Pipe};
+pub use pipe::Pipe;
 #[cfg(feature = "std")]
 pub use platform_std::{StdClock, StdPipe, StdSignal, ThreadedPipe};
 pub use signal::Signal;
