@@ -8,7 +8,7 @@ use super::{ALIGN_SLACK, PLANS, RECORD_BYTES, StagingLayout};
 use crate::Error;
 
 /// Memory for a pipe's staging pool: a buffer the caller lends, or (with `alloc`) one the pipe
-/// owns. [`Config::staging_memory_bytes`] says how large it must be.
+/// owns. [`Config::staging_memory_bytes`](crate::Config::staging_memory_bytes) says how large it must be.
 pub struct StagingMemory<'a> {
     pub(super) ptr: NonNull<u8>,
     pub(super) len: usize,
