@@ -26,7 +26,7 @@
 use core::task::Poll;
 
 use chunkpipe_core::{
-    Config, Create, Epoch, Error, Instant, Journal, MemStore, Pipe, StagingMemory,
+    ChunkStore, Config, Create, Epoch, Error, Instant, Journal, MemStore, Pipe, StagingMemory,
 };
 
 /// Bytes per chunk: one reading record.
@@ -85,9 +85,10 @@ impl Default for Buffers {
 /// Stores over lent RAM.
 type Store<'a> = MemStore<'a>;
 
-/// A crash-atomic log of sensor readings over lent memory, driven by its caller.
-pub struct SensorLog<'a> {
-    pipe: Pipe<'a, Store<'a>>,
+/// A crash-atomic log of sensor readings over lent memory, driven by its caller. The stores
+/// are RAM by default; any [`ChunkStore`] will do ([`over_stores`](SensorLog::over_stores)).
+pub struct SensorLog<'a, S = Store<'a>> {
+    pipe: Pipe<'a, S>,
     /// The firmware's clock; here one millisecond per `record`.
     now: core::cell::Cell<Instant>,
 }
@@ -132,6 +133,22 @@ impl<'a> SensorLog<'a> {
         staging: &'a mut [u8],
         data: Store<'a>,
         journal: Store<'a>,
+        create: Create,
+    ) -> Result<Self, Error> {
+        Self::over_stores(staging, data, journal, create)
+    }
+}
+
+impl<'a, S: ChunkStore> SensorLog<'a, S> {
+    /// A log over stores of the caller's (a flash driver's, or RAM with fault injection):
+    /// `Create::New` for fresh ones, `Create::Never` for ones that survived a reset.
+    ///
+    /// # Errors
+    /// As [`start`](SensorLog::start) and [`resume`](SensorLog::resume).
+    pub fn over_stores(
+        staging: &'a mut [u8],
+        data: S,
+        journal: S,
         create: Create,
     ) -> Result<Self, Error> {
         let config = config().with_create(create);
@@ -192,8 +209,8 @@ impl<'a> SensorLog<'a> {
         }
     }
 
-    /// The pipe, for its statistics and durable epoch.
-    pub fn pipe(&self) -> &Pipe<'a, Store<'a>> {
+    /// The pipe, for its statistics, durable epoch and recovery report.
+    pub fn pipe(&self) -> &Pipe<'a, S> {
         &self.pipe
     }
 
