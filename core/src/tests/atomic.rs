@@ -469,45 +469,16 @@ fn the_background_frees_each_half_so_commits_only_append() {
     assert_eq!(pipe.durable_epoch(), Epoch::new(40));
 }
 
-/// A RAM store that runs a hook once, at its next sync.
-#[derive(Default)]
-struct SyncHook {
-    inner: MemStore<'static>,
-    on_sync: std::sync::Mutex<Option<std::boxed::Box<dyn FnOnce() + Send>>>,
-}
-
-impl ChunkStore for SyncHook {
-    fn len(&self) -> Result<u64, crate::StoreError> {
-        self.inner.len()
-    }
-    fn read_at(&self, offset: u64, bufs: &mut [&mut [u8]]) -> Result<(), crate::StoreError> {
-        self.inner.read_at(offset, bufs)
-    }
-    fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), crate::StoreError> {
-        self.inner.write_at(offset, bufs)
-    }
-    fn grow(&self, new_len: u64) -> Result<(), crate::StoreError> {
-        self.inner.grow(new_len)
-    }
-    fn sync(&self) -> Result<(), crate::StoreError> {
-        let hook = self.on_sync.lock().unwrap().take();
-        if let Some(hook) = hook {
-            hook();
-        }
-        self.inner.sync()
-    }
-}
-
 /// A background that goes to sleep while a batch is being committed finds nothing to do and
 /// no deadline (the batch is neither open nor published): the publish must wake it, since it
 /// starts the idle checkpoint's clock — else nothing ever checkpoints an idle pipe.
 #[test]
 fn a_publish_wakes_a_background_that_went_to_sleep_during_the_commit() {
-    type HookPipe = Pipe<'static, Arc<SyncHook>>;
-    let journal = Arc::new(SyncHook::default());
+    type HookPipe = Pipe<'static, Arc<Faulty>>;
+    let journal = Arc::new(Faulty::default());
     let config = atomic_config();
     let pipe: Arc<HookPipe> = Arc::new(
-        Pipe::with_journal(Arc::new(SyncHook::default()), Arc::clone(&journal), config).unwrap(),
+        Pipe::with_journal(Arc::new(Faulty::default()), Arc::clone(&journal), config).unwrap(),
     );
     let parked = Arc::new(std::sync::Mutex::new(None));
     let (during_commit, saw) = (Arc::downgrade(&pipe), Arc::clone(&parked));

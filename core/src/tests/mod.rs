@@ -400,9 +400,11 @@ fn reads_skip_the_lock_only_while_nothing_is_staged() {
     assert!(matches!(pipe.read(1, 1), Err(Error::Poisoned(_))));
 }
 
-/// A RAM store whose writes, syncs or grows fail, or whose syncs panic, while told to.
+/// A RAM store whose writes, syncs or grows fail, or whose syncs panic, while told to; and
+/// that runs a hook, once, at its next sync.
 #[derive(Default)]
 struct Faulty {
+    on_sync: std::sync::Mutex<Option<std::boxed::Box<dyn FnOnce() + Send>>>,
     inner: MemStore<'static>,
     fail_writes: core::sync::atomic::AtomicBool,
     fail_syncs: core::sync::atomic::AtomicBool,
@@ -449,6 +451,10 @@ impl ChunkStore for Faulty {
         self.inner.grow(new_len)
     }
     fn sync(&self) -> Result<(), crate::StoreError> {
+        let hook = self.on_sync.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
         if self.panic_syncs.load(core::sync::atomic::Ordering::SeqCst) {
             panic!("a store that panics");
         }
