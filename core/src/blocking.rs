@@ -35,12 +35,14 @@ pub struct BlockingPipe<'a, S, C, G> {
     background: G,
 }
 
-/// What trying to lead a commit came to.
-enum Led {
-    /// This thread ran the flush step; it made `Wake` ready.
-    Ran(Wake),
-    /// Another thread runs a commit: it notifies `progress` when it publishes (or fails).
-    Busy,
+/// What a waiting thread does after trying to lead a commit.
+enum Next {
+    /// Its flush step made progress: look again at once.
+    LookAgain,
+    /// Sleep on `progress`, until this deadline if any: the flush step had nothing to commit yet
+    /// (a batch held open, or nothing at all: what is awaited comes from a later step), or
+    /// another thread runs a commit and notifies `progress` when it publishes (or fails).
+    Sleep(Option<Instant>),
 }
 
 impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
@@ -93,16 +95,21 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     }
 
     /// Runs a commit if none runs.
-    fn lead(&self) -> Result<Led, Error> {
+    fn lead(&self) -> Result<Next, Error> {
+        let now = self.clock.now();
         let unwinding = WakeAllOnUnwind(self);
-        let result = self.pipe.flush_step(self.clock.now());
+        let result = self.pipe.flush_step(now);
         core::mem::forget(unwinding);
         match result {
             Ok(wake) => {
                 self.wake(wake);
-                Ok(Led::Ran(wake))
+                if wake.progressed() {
+                    Ok(Next::LookAgain)
+                } else {
+                    Ok(Next::Sleep(self.pipe.next_flush_at(now)))
+                }
             }
-            Err(Error::WouldBlock) => Ok(Led::Busy),
+            Err(Error::WouldBlock) => Ok(Next::Sleep(None)),
             Err(e) => {
                 // Poisoned: every waiter must learn it.
                 self.progress.notify_all();
@@ -118,14 +125,9 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
             if let Poll::Ready(result) = poll() {
                 return result;
             }
-            let deadline = match self.lead()? {
-                Led::Ran(wake) if wake.progressed() => continue,
-                // Nothing to commit yet (a batch held open for `max_batch_delay`), or nothing
-                // at all: what is awaited comes from a later step.
-                Led::Ran(_) => self.pipe.next_flush_at(self.clock.now()),
-                Led::Busy => None,
-            };
-            self.progress.wait(token, deadline);
+            if let Next::Sleep(deadline) = self.lead()? {
+                self.progress.wait(token, deadline);
+            }
         }
     }
 
@@ -133,19 +135,10 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     /// freed by a commit (which this thread leads if none runs) and, with `Journal::Atomic`,
     /// by the background writing the published batch in place.
     fn with_room<T>(&self, mut attempt: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
-        loop {
-            let token = self.progress.token();
-            match attempt() {
-                Err(Error::WouldBlock) => {}
-                other => return other,
-            }
-            let deadline = match self.lead()? {
-                Led::Ran(wake) if wake.progressed() => continue,
-                Led::Ran(_) => self.pipe.next_flush_at(self.clock.now()),
-                Led::Busy => None,
-            };
-            self.progress.wait(token, deadline);
-        }
+        self.wait_for(|| match attempt() {
+            Err(Error::WouldBlock) => Poll::Pending,
+            other => Poll::Ready(other),
+        })
     }
 
     /// Stages `data` at chunk `index` (waiting for staging space) and returns its epoch; see
@@ -181,17 +174,13 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
             if let Poll::Ready(result) = self.pipe.poll_durable(epoch) {
                 return result.map(|()| true);
             }
-            let now = self.clock.now();
-            if now >= give_up {
+            if self.clock.now() >= give_up {
                 return Ok(false);
             }
-            let deadline = match self.lead()? {
-                Led::Ran(wake) if wake.progressed() => continue,
-                Led::Ran(_) => self.pipe.next_flush_at(now),
-                Led::Busy => None,
-            };
-            let deadline = deadline.map_or(give_up, |at| at.min(give_up));
-            self.progress.wait(token, Some(deadline));
+            if let Next::Sleep(deadline) = self.lead()? {
+                let deadline = deadline.map_or(give_up, |at| at.min(give_up));
+                self.progress.wait(token, Some(deadline));
+            }
         }
     }
 
