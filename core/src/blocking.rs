@@ -18,7 +18,7 @@
 use core::task::Poll;
 
 use crate::{
-    ChunkStore, Clock, Epoch, Error, GrowTicket, Instant, Pipe, RecoveryReport, Signal,
+    ChunkStore, Clock, Durable, Epoch, Error, GrowTicket, Instant, Pipe, RecoveryReport, Signal,
     Transaction, Wake,
 };
 
@@ -159,6 +159,13 @@ impl<'a, S: ChunkStore, C: Clock, G: Signal> BlockingPipe<'a, S, C, G> {
     pub fn wait(&self, epoch: Epoch) -> Result<(), Error> {
         self.pipe.request_durable(epoch);
         self.wait_for(|| self.pipe.poll_durable(epoch))
+    }
+
+    /// A future that resolves once `epoch` is durable, for async code: see [`Pipe::durable`].
+    /// The background runner leads the commit (it must be woken through
+    /// [`Pipe::set_background_waker`]; [`ThreadedPipe`](crate::ThreadedPipe) does that).
+    pub fn durable(&self, epoch: Epoch) -> Durable<'_, 'a, S> {
+        self.pipe.durable(epoch)
     }
 
     /// As [`wait`](Self::wait), for at most `timeout`: `Ok(true)` once `epoch` is durable,

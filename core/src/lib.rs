@@ -181,6 +181,7 @@ mod sync;
 mod tests;
 mod time;
 mod tx;
+mod waiters;
 
 pub use blocking::{BlockingPipe, BlockingTransaction};
 pub use config::{
@@ -202,3 +203,4 @@ pub use state::PipeStats;
 pub use store::{Capabilities, ChunkStore};
 pub use time::{Clock, Instant};
 pub use tx::Transaction;
+pub use waiters::Durable;

@@ -4,7 +4,7 @@
 //! The pipe keeps staging, epochs and reads (`state.rs`, `read.rs`, `tx.rs`, `grow.rs`); how a
 //! batch becomes durable is its engine's, one per durability mode.
 
-use core::task::Poll;
+use core::task::{Poll, Waker};
 
 use crate::engine::atomic::AtomicEngine;
 use crate::engine::off::OffEngine;
@@ -13,6 +13,7 @@ use crate::journal::recover::{self, RecoveryReport};
 use crate::journal::scan::ScanBuffers;
 use crate::staging::{self, StagingLayout, StagingMemory};
 use crate::state::{PipeStats, Shared, State, StateGuard};
+use crate::waiters::Durable;
 use crate::{ChunkStore, Config, Epoch, Error, Instant, Journal, Op, StoreError, StoreErrorKind};
 
 /// A durable, group-committing write pipeline over one [`ChunkStore`], as a state machine.
@@ -282,27 +283,56 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// [`Error::Poisoned`]; [`Error::InvalidInput`] for an epoch that was never handed out (no
     /// flush step would ever produce it).
     pub fn poll_durable(&self, epoch: Epoch) -> Poll<Result<(), Error>> {
-        let state = self.lock();
-        if epoch <= state.durable {
-            Poll::Ready(Ok(()))
-        } else if let Err(e) = state.latch.check() {
-            Poll::Ready(Err(e))
-        } else if epoch > state.issued() {
-            Poll::Ready(Err(Error::InvalidInput("epoch was never handed out")))
-        } else {
-            Poll::Pending
-        }
+        self.lock().poll_durable(epoch)
     }
 
     /// Asks for `epoch` to be made durable now: the flush step that writes its batch also syncs
     /// it, and a batch held open for `max_batch_delay` is sealed at once. (A waiter asks this
     /// once before it waits.)
     pub fn request_durable(&self, epoch: Epoch) {
+        self.lock().ask_durable(epoch);
+    }
+
+    /// A future that resolves once `epoch` is durable — `Ok(())`, or the error
+    /// [`poll_durable`](Pipe::poll_durable) would give — woken by the step that publishes it.
+    /// No allocation: the future carries its own place in the pipe's waiter list.
+    ///
+    /// Its first poll asks for `epoch` to be made durable now, and the commit is led by the
+    /// **background step**, never by the waiting task (a task must not block its executor on
+    /// a sync): the background step commits a batch an async waiter wants as soon as a flush
+    /// step would. So whoever runs the background must be woken when a future asks:
+    /// [`ThreadedPipe`](crate::ThreadedPipe) does this for its thread; an async runtime's
+    /// driver task registers itself with [`set_background_waker`](Pipe::set_background_waker).
+    ///
+    /// ```
+    /// use chunkpipe_core::{Config, Instant, MemStore, Pipe};
+    /// use std::task::{Context, Poll, Waker};
+    /// let config = Config::new().with_chunk_size(512).with_initial_chunks(4).with_staging_chunks(8).with_journal_bytes(1 << 20);
+    /// let pipe = Pipe::with_journal(MemStore::new(), MemStore::new(), config).unwrap();
+    /// let epoch = pipe.try_write(0, &[1; 512]).unwrap();
+    ///
+    /// let mut durable = std::pin::pin!(pipe.durable(epoch));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(durable.as_mut().poll(&mut cx).is_pending()); // asks for the commit
+    /// pipe.background_step(Instant::ZERO).unwrap(); // the background leads it
+    /// assert_eq!(durable.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
+    /// ```
+    pub fn durable(&self, epoch: Epoch) -> Durable<'_, 'a, S> {
+        Durable::new(self, epoch)
+    }
+
+    /// Registers the waker of whoever runs [`background_step`](Pipe::background_step) (a
+    /// driver task, a thread's signal): it is woken when an async waiter
+    /// ([`durable`](Pipe::durable)) asks for an epoch no async waiter asked for before, since
+    /// the background step leads the commits async waiters need. Replaces the waker registered
+    /// before. The driver then runs `background_step` until it makes no progress, and sleeps
+    /// until [`next_background_at`](Pipe::next_background_at) or this waker.
+    pub fn set_background_waker(&self, waker: &Waker) {
         let mut state = self.lock();
-        let epoch = epoch.min(state.issued());
-        state.wanted = state.wanted.max(epoch);
-        let (open, durable) = (state.open.epoch, state.durable);
-        state.gather.waiter(epoch, open, durable);
+        match &state.background_waker {
+            Some(old) if old.will_wake(waker) => {}
+            _ => state.background_waker = Some(waker.clone()),
+        }
     }
 
     /// Asks for everything written so far to be made durable now (see
@@ -318,9 +348,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
         if issued <= state.durable {
             return Ok(None);
         }
-        state.wanted = state.wanted.max(issued);
-        let (open, durable) = (state.open.epoch, state.durable);
-        state.gather.waiter(issued, open, durable);
+        state.ask_durable(issued);
         Ok(Some(issued))
     }
 
@@ -361,6 +389,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     pub fn fail_stop(&self) {
         self.shared
             .trip(StoreError::new(StoreErrorKind::Internal, Op::Sync));
+        self.shared.wake_waiters();
     }
 
     /// The state lock, for the other modules of the core.

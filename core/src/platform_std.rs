@@ -108,6 +108,31 @@ impl Signal for StdSignal {
     }
 }
 
+/// A thread sleeping on a signal can be woken by async code: waking the waker notifies it.
+/// [`ThreadedPipe`] wakes its background thread this way when an async waiter asks for a
+/// commit ([`Pipe::set_background_waker`]).
+impl std::task::Wake for StdSignal {
+    fn wake(self: Arc<Self>) {
+        self.notify_all();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.notify_all();
+    }
+}
+
+impl<G: Signal + ?Sized> Signal for Arc<G> {
+    fn token(&self) -> u32 {
+        (**self).token()
+    }
+    fn wait(&self, token: u32, deadline: Option<Instant>) {
+        (**self).wait(token, deadline)
+    }
+    fn notify_all(&self) {
+        (**self).notify_all()
+    }
+}
+
 /// The process's monotonic clock (`std::time::Instant`), as nanoseconds since the first use.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdClock;
@@ -120,8 +145,9 @@ impl Clock for StdClock {
     }
 }
 
-/// The blocking pipe a [`ThreadedPipe`] shares with its background thread.
-pub type StdPipe<S> = BlockingPipe<'static, S, StdClock, StdSignal>;
+/// The blocking pipe a [`ThreadedPipe`] shares with its background thread (the background
+/// signal is shared with the waker async waiters wake it with).
+pub type StdPipe<S> = BlockingPipe<'static, S, StdClock, Arc<StdSignal>>;
 
 /// A pipe with its background thread running: the ready-to-use form on an OS with threads.
 ///
@@ -171,7 +197,9 @@ impl<S: ChunkStore + Send + Sync + 'static> ThreadedPipe<S> {
     /// # Errors
     /// An [`Error::Store`] if the thread cannot be spawned.
     pub fn from_pipe(pipe: Pipe<'static, S>) -> Result<Self, Error> {
-        let signals = [StdSignal::new(), StdSignal::new()];
+        let background = Arc::new(StdSignal::new());
+        pipe.set_background_waker(&std::task::Waker::from(Arc::clone(&background)));
+        let signals = [Arc::new(StdSignal::new()), background];
         let shared = Arc::new(BlockingPipe::new(pipe, StdClock, signals));
         let runner = Arc::clone(&shared);
         let background = std::thread::Builder::new()

@@ -7,10 +7,13 @@
 //! it. Each durability mode keeps its own state in its engine (`engine/`), under locks of its
 //! own taken after this one.
 
+use core::task::Poll;
+
 use crate::latch::Latch;
 use crate::mirror::{Mirrored, ReadMirror};
 use crate::staging::{self, ChunkIndex, PlanEntry, Region, SlotPool};
 use crate::sync::{Mutex, MutexGuard};
+use crate::waiters::WaiterList;
 use crate::{Config, Epoch, Error, Instant, StoreError};
 
 /// Counters describing what a pipe has done, for tuning and benchmarks.
@@ -136,6 +139,20 @@ pub(crate) struct State<'a> {
     pub(crate) wanted: Epoch,
     /// Who waits for which batch, for group commit to gather them.
     pub(crate) gather: Gather,
+    /// The async waiters ([`Durable`](crate::Durable) futures), in epoch order.
+    pub(crate) waiters: WaiterList,
+    /// The newest epoch an async waiter asked for: the background leads its commit, since no
+    /// async task may block on one (`engine::async_due_at`).
+    pub(crate) async_wanted: Epoch,
+    /// Woken when an async waiter asks for an epoch no async waiter asked for before
+    /// ([`Pipe::set_background_waker`](crate::Pipe::set_background_waker)).
+    pub(crate) background_waker: Option<core::task::Waker>,
+    /// A flush step holds its engine's commit turn (`engine::CommitTurn`): the background
+    /// leaves an async waiter's batch to it, and is handed it when the step ends.
+    pub(crate) committing: bool,
+    /// The background left an async waiter's batch to the running commit: the step that ends
+    /// the commit wakes it.
+    pub(crate) async_deferred: bool,
     pub(crate) len_chunks: u64,
     pub(crate) grow: GrowState,
     pub(crate) latch: Latch,
@@ -175,6 +192,11 @@ impl<'a> State<'a> {
             durable,
             wanted: durable,
             gather: Gather::default(),
+            waiters: WaiterList::default(),
+            async_wanted: durable,
+            background_waker: None,
+            committing: false,
+            async_deferred: false,
             len_chunks,
             grow: GrowState::default(),
             latch: Latch::default(),
@@ -252,6 +274,29 @@ impl<'a> State<'a> {
     /// to do. It is woken once; it notes again when it next goes to sleep with nothing to do.
     pub(crate) fn rouse_background(&mut self) -> bool {
         core::mem::take(&mut self.background_idle)
+    }
+
+    /// Someone asks for `epoch` to be made durable now (see [`Pipe::request_durable`]).
+    ///
+    /// [`Pipe::request_durable`]: crate::Pipe::request_durable
+    pub(crate) fn ask_durable(&mut self, epoch: Epoch) {
+        let epoch = epoch.min(self.issued());
+        self.wanted = self.wanted.max(epoch);
+        let (open, durable) = (self.open.epoch, self.durable);
+        self.gather.waiter(epoch, open, durable);
+    }
+
+    /// Whether `epoch` is durable (see [`Pipe::poll_durable`](crate::Pipe::poll_durable)).
+    pub(crate) fn poll_durable(&self, epoch: Epoch) -> Poll<Result<(), Error>> {
+        if epoch <= self.durable {
+            Poll::Ready(Ok(()))
+        } else if let Err(e) = self.latch.check() {
+            Poll::Ready(Err(e))
+        } else if epoch > self.issued() {
+            Poll::Ready(Err(Error::InvalidInput("epoch was never handed out")))
+        } else {
+            Poll::Pending
+        }
     }
 
     /// Every batch up to `epoch` is durable: publishes it.

@@ -11,7 +11,7 @@
 //! ([`PipeStats::commits_behind_checkpoints`](crate::PipeStats)).
 
 use crate::engine::queue::ApplyQueue;
-use crate::engine::{Wake, fail, grow_step, seal};
+use crate::engine::{CommitTurn, Wake, fail, grow_step, seal};
 use crate::journal::format::{self, Superblock};
 use crate::journal::recover::Opened;
 use crate::journal::table::ChecksumTable;
@@ -108,9 +108,7 @@ impl<'a, S: ChunkStore> AtomicEngine<'a, S> {
     /// [`Error::WouldBlock`] while another commit runs; [`Error::Poisoned`] when this or an
     /// earlier step failed.
     pub(crate) fn flush_step(&self, shared: &Shared<'a, S>, now: Instant) -> Result<Wake, Error> {
-        let Some(mut commit) = self.commit.try_lock() else {
-            return Err(Error::WouldBlock);
-        };
+        let mut commit = CommitTurn::take(&self.commit, shared)?;
         let journal_bytes = commit.log.journal_bytes();
         let mut wake = grow_step(shared, |chunks| self.grow_table(journal_bytes, chunks))?;
         if self.needs_apply_now(&shared.lock()) {

@@ -87,7 +87,7 @@ impl<'a, S: ChunkStore> Engine<'a, S> {
             Engine::Atomic(atomic) => atomic.flush_step(shared, now),
         };
         core::mem::forget(unwinding);
-        result
+        stepped(shared, result)
     }
 
     /// The background's work (see the module docs), then a batch nobody leads.
@@ -99,7 +99,7 @@ impl<'a, S: ChunkStore> Engine<'a, S> {
         let unwinding = PoisonOnUnwind(shared);
         let result = self.background_work(shared, now);
         core::mem::forget(unwinding);
-        result
+        stepped(shared, result)
     }
 
     fn background_work(&self, shared: &Shared<'a, S>, now: Instant) -> Result<Wake, Error> {
@@ -111,7 +111,7 @@ impl<'a, S: ChunkStore> Engine<'a, S> {
             // A step publishes once, last: the aged batch is the next step's.
             return Ok(wake);
         }
-        if aged(&mut shared.lock(), &shared.config, now) {
+        if self.leads_now(&mut shared.lock(), &shared.config, now) {
             match self.flush_step(shared, now) {
                 Ok(flushed) => wake |= flushed,
                 // A leader runs the commit already.
@@ -137,7 +137,15 @@ impl<'a, S: ChunkStore> Engine<'a, S> {
             Engine::Atomic(atomic) => atomic.next_background_at(config, state, now),
         };
         let aged_at = aged_at(state, config, now);
-        [own, aged_at].into_iter().flatten().min()
+        let async_at = async_due_at(state, config, now);
+        [own, aged_at, async_at].into_iter().flatten().min()
+    }
+
+    /// Whether the background step commits the open batch now: nobody has led it for
+    /// `flush_interval`, or an async waiter wants it and a flush step would commit it now.
+    fn leads_now(&self, state: &mut State<'_>, config: &Config, now: Instant) -> bool {
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        due(aged_at(state, config, now)) || due(async_due_at(state, config, now))
     }
 
     /// Whether the engine owes a close nothing more: every batch it took is durable and
@@ -161,8 +169,79 @@ fn aged_at(state: &mut State<'_>, config: &Config, now: Instant) -> Option<Insta
     Some(seen.saturating_add(config.flush_interval).max(now))
 }
 
-fn aged(state: &mut State<'_>, config: &Config, now: Instant) -> bool {
-    aged_at(state, config, now).is_some_and(|at| at <= now)
+/// When the background commits the open batch for an async waiter: when a flush step would
+/// (an async task never leads a commit itself; see `waiters.rs`). `None` while a flush step
+/// runs: it may commit the batch itself; if not, it hands it back when it ends ([`stepped`]).
+fn async_due_at(state: &mut State<'_>, config: &Config, now: Instant) -> Option<Instant> {
+    if state.open.len == 0 || state.async_wanted < state.open.epoch {
+        return None;
+    }
+    if state.committing {
+        state.async_deferred = true;
+        return None;
+    }
+    next_flush_at(state, config, now)
+}
+
+/// What every step does last: wakes the async waiters it made ready (every one, when it
+/// failed), and hands the background an async waiter's batch it left to a running commit
+/// ([`async_due_at`]) once no commit runs.
+fn stepped<S>(shared: &Shared<'_, S>, result: Result<Wake, Error>) -> Result<Wake, Error> {
+    match result {
+        Ok(mut wake) => {
+            if wake.durable.is_some() {
+                shared.wake_waiters();
+            }
+            let mut state = shared.lock();
+            wake.background |= !state.committing && core::mem::take(&mut state.async_deferred);
+            Ok(wake)
+        }
+        Err(Error::WouldBlock) => Err(Error::WouldBlock),
+        Err(e) => {
+            shared.wake_waiters();
+            Err(e)
+        }
+    }
+}
+
+/// A flush step's turn to commit: its engine's commit lock, held while `State::committing`
+/// says so, so that the background can tell a commit runs without taking the lock itself.
+pub(crate) struct CommitTurn<'s, 'a, S, T> {
+    guard: crate::sync::MutexGuard<'s, T>,
+    shared: &'s Shared<'a, S>,
+}
+
+impl<'s, 'a, S, T> CommitTurn<'s, 'a, S, T> {
+    /// Takes the turn, or [`Error::WouldBlock`] while another step holds it.
+    pub(crate) fn take(
+        lock: &'s crate::sync::Mutex<T>,
+        shared: &'s Shared<'a, S>,
+    ) -> Result<Self, Error> {
+        let guard = lock.try_lock().ok_or(Error::WouldBlock)?;
+        shared.lock().committing = true;
+        Ok(CommitTurn { guard, shared })
+    }
+}
+
+impl<S, T> core::ops::Deref for CommitTurn<'_, '_, S, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<S, T> core::ops::DerefMut for CommitTurn<'_, '_, S, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<S, T> Drop for CommitTurn<'_, '_, S, T> {
+    fn drop(&mut self) {
+        // Cleared while the commit lock is still held (the guard drops after this).
+        self.shared.lock().committing = false;
+    }
 }
 
 /// Handles pending grow requests: grows the data store to the target, then whatever else
@@ -332,5 +411,6 @@ impl<S> Drop for PoisonOnUnwind<'_, '_, S> {
     fn drop(&mut self) {
         self.0
             .trip(StoreError::new(StoreErrorKind::Internal, Op::Sync));
+        self.0.wake_waiters();
     }
 }

@@ -12,7 +12,7 @@
 //! synced, one written meanwhile; a flush step that would write a third syncs instead (and the
 //! next step writes it). That bounds the data a crash can tear beyond what staging holds.
 
-use crate::engine::{Wake, fail, grow_step, retire, seal, write_in_place};
+use crate::engine::{CommitTurn, Wake, fail, grow_step, retire, seal, write_in_place};
 use crate::staging::SealedBatch;
 use crate::state::{Shared, State};
 use crate::sync::Mutex;
@@ -65,9 +65,7 @@ impl OffEngine {
         shared: &Shared<'_, S>,
         now: Instant,
     ) -> Result<Wake, Error> {
-        let Some(commit) = self.commit.try_lock() else {
-            return Err(Error::WouldBlock);
-        };
+        let commit = CommitTurn::take(&self.commit, shared)?;
         let mut wake = grow_step(shared, |_| Ok(()))?;
         if self.ahead(&shared.lock()) >= MAX_AHEAD {
             // The open batch waits for the next step: a step publishes once, last.

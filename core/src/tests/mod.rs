@@ -10,6 +10,7 @@ mod atomic;
 mod blocking;
 mod concurrent;
 mod off;
+mod waiters;
 
 const CHUNK: usize = 8;
 
