@@ -6,6 +6,8 @@
 //! --release loom_tests` (in its own target dir: the cfg rebuilds everything); CI does, in about
 //! a minute.
 
+use core::future::Future;
+use std::boxed::Box;
 use std::sync::Arc;
 use std::vec::Vec;
 
@@ -343,5 +345,91 @@ fn a_writer_short_of_staging_is_woken_when_a_batch_is_written_in_place() {
         for value in 1..=2u8 {
             assert_eq!(stored(shared.pipe(), u64::from(value)), chunk(value));
         }
+    });
+}
+
+/// Runs `future` on this loom thread, waiting on a loom `Notify` between polls.
+fn block_on<F: core::future::Future>(future: F) -> F::Output {
+    struct Task(loom::sync::Notify);
+    impl std::task::Wake for Task {
+        fn wake(self: Arc<Self>) {
+            self.0.notify();
+        }
+    }
+    let task = Arc::new(Task(loom::sync::Notify::new()));
+    let waker = std::task::Waker::from(Arc::clone(&task));
+    let mut future = core::pin::pin!(future);
+    loop {
+        let mut cx = core::task::Context::from_waker(&waker);
+        if let core::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        task.0.wait();
+    }
+}
+
+/// An async waiter over a pipe whose background runner sleeps on its signal: the future's
+/// first poll must wake the runner (through the registered waker), the runner must lead the
+/// commit, and the publish must wake the future — a lost wake-up anywhere deadlocks the model.
+/// A blocking writer commits beside it, so the hand-back of a batch the background left to a
+/// running commit is explored too.
+#[test]
+fn an_async_waiter_is_committed_for_by_the_background_and_woken_by_the_publish() {
+    loom::model(|| {
+        let pipe = Pipe::new(MemStore::new(), config(4)).unwrap();
+        let background = Arc::new(StdSignal::new());
+        pipe.set_background_waker(&std::task::Waker::from(Arc::clone(&background)));
+        let signals = [Arc::new(StdSignal::new()), background];
+        let shared = Arc::new(BlockingPipe::new(pipe, Frozen, signals));
+        let runner = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || shared.run_background())
+        };
+        let blocking = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || shared.write_durable(2, &chunk(2)).unwrap())
+        };
+        let epoch = shared.pipe().try_write(1, &chunk(1)).unwrap();
+        block_on(shared.durable(epoch)).unwrap();
+        assert!(shared.durable_epoch() >= epoch);
+        assert_eq!(stored(shared.pipe(), 1), chunk(1));
+        blocking.join().unwrap();
+        shared.close().unwrap();
+        runner.join().unwrap();
+    });
+}
+
+/// A future dropped while a publish wakes the list: the waking pass and the drop both unlink
+/// under the state lock, so the node is unlinked exactly once and the list stays whole — a
+/// waiter that comes later is still woken.
+#[test]
+fn a_waiter_dropped_during_a_publish_leaves_the_list_whole() {
+    loom::model(|| {
+        let pipe = Arc::new(Pipe::new(MemStore::new(), config(4)).unwrap());
+        let first = pipe.try_write(1, &chunk(1)).unwrap();
+        let dropper = {
+            let pipe = Arc::clone(&pipe);
+            thread::spawn(move || {
+                let mut future = Box::pin(pipe.durable(first));
+                let waker = std::task::Waker::noop();
+                let polled = future
+                    .as_mut()
+                    .poll(&mut core::task::Context::from_waker(waker));
+                drop(future);
+                polled
+            })
+        };
+        let committed = pipe.background_step(Instant::ZERO);
+        let _ = dropper.join().unwrap();
+        assert!(committed.is_ok());
+        pipe.request_sync().unwrap();
+        flush_all(&pipe);
+        let second = pipe.try_write(2, &chunk(2)).unwrap();
+        let mut later = Box::pin(pipe.durable(second));
+        let waker = std::task::Waker::noop();
+        let mut cx = core::task::Context::from_waker(waker);
+        assert!(later.as_mut().poll(&mut cx).is_pending());
+        flush_all(&pipe);
+        assert!(later.as_mut().poll(&mut cx).is_ready());
     });
 }

@@ -147,12 +147,8 @@ pub(crate) struct State<'a> {
     /// Woken when an async waiter asks for an epoch no async waiter asked for before
     /// ([`Pipe::set_background_waker`](crate::Pipe::set_background_waker)).
     pub(crate) background_waker: Option<core::task::Waker>,
-    /// A flush step holds its engine's commit turn (`engine::CommitTurn`): the background
-    /// leaves an async waiter's batch to it, and is handed it when the step ends.
-    pub(crate) committing: bool,
-    /// The background left an async waiter's batch to the running commit: the step that ends
-    /// the commit wakes it.
-    pub(crate) async_deferred: bool,
+    /// The commit turn: who holds it, who was refused it.
+    pub(crate) turn: crate::engine::Turn,
     pub(crate) len_chunks: u64,
     pub(crate) grow: GrowState,
     pub(crate) latch: Latch,
@@ -195,8 +191,7 @@ impl<'a> State<'a> {
             waiters: WaiterList::default(),
             async_wanted: durable,
             background_waker: None,
-            committing: false,
-            async_deferred: false,
+            turn: crate::engine::Turn::default(),
             len_chunks,
             grow: GrowState::default(),
             latch: Latch::default(),

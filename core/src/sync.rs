@@ -28,13 +28,6 @@ mod imp {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         }
 
-        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-            match self.0.try_lock() {
-                Ok(guard) => Some(guard),
-                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            }
-        }
     }
 }
 
@@ -55,9 +48,6 @@ mod imp {
             self.0.lock()
         }
 
-        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-            self.0.try_lock()
-        }
     }
 }
 
@@ -82,13 +72,6 @@ mod imp {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         }
 
-        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-            match self.0.try_lock() {
-                Ok(guard) => Some(guard),
-                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            }
-        }
     }
 
     impl<T: Default> Default for Mutex<T> {

@@ -25,7 +25,8 @@ use crate::{ChunkStore, Config, Epoch, Error, Instant, Op, StoreError, StoreErro
 /// lock, `books`, `table`.
 pub(crate) struct AtomicEngine<'a, S> {
     pub(crate) journal: S,
-    /// Held by the one commit running: where the next record goes, and its header buffer.
+    /// Taken by the step holding the commit turn: where the next record goes, and its header
+    /// buffer.
     commit: Mutex<Commit<'a>>,
     /// What the background owes: published batches to write in place, checkpoints.
     pub(super) books: Mutex<Books<'a>>,
@@ -108,7 +109,9 @@ impl<'a, S: ChunkStore> AtomicEngine<'a, S> {
     /// [`Error::WouldBlock`] while another commit runs; [`Error::Poisoned`] when this or an
     /// earlier step failed.
     pub(crate) fn flush_step(&self, shared: &Shared<'a, S>, now: Instant) -> Result<Wake, Error> {
-        let mut commit = CommitTurn::take(&self.commit, shared)?;
+        let _turn = CommitTurn::take(shared)?;
+        // Never contended: the turn is this step's.
+        let mut commit = self.commit.lock();
         let journal_bytes = commit.log.journal_bytes();
         let mut wake = grow_step(shared, |chunks| self.grow_table(journal_bytes, chunks))?;
         if self.needs_apply_now(&shared.lock()) {

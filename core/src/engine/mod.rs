@@ -43,13 +43,16 @@ pub struct Wake {
     /// The background step has work now (a batch to write in place, a sync or a checkpoint
     /// owed).
     pub background: bool,
+    /// Callers were refused the commit turn ([`Error::WouldBlock`]) while this step held it,
+    /// and it is free now: they look again (one of them leads the next commit).
+    pub refused: bool,
 }
 
 impl Wake {
-    /// Whether anyone waiting for progress — on an epoch, on staging, on a grow or a close —
-    /// must be woken.
+    /// Whether anyone waiting for progress — on an epoch, on staging, on a grow or a close, or
+    /// for the commit turn — must be woken.
     pub fn waiters(&self) -> bool {
-        self.durable.is_some() || self.writers || self.settled
+        self.durable.is_some() || self.writers || self.settled || self.refused
     }
 
     /// Whether the step did anything a caller could wait for (a reason to look for more work
@@ -65,6 +68,7 @@ impl core::ops::BitOrAssign for Wake {
         self.writers |= other.writers;
         self.settled |= other.settled;
         self.background |= other.background;
+        self.refused |= other.refused;
     }
 }
 
@@ -176,16 +180,17 @@ fn async_due_at(state: &mut State<'_>, config: &Config, now: Instant) -> Option<
     if state.open.len == 0 || state.async_wanted < state.open.epoch {
         return None;
     }
-    if state.committing {
-        state.async_deferred = true;
+    if state.turn.held {
+        state.turn.deferred_background = true;
         return None;
     }
     next_flush_at(state, config, now)
 }
 
 /// What every step does last: wakes the async waiters it made ready (every one, when it
-/// failed), and hands the background an async waiter's batch it left to a running commit
-/// ([`async_due_at`]) once no commit runs.
+/// failed); and once no commit runs, hands back what was left to the commit that ran — the
+/// turn to whoever was refused it, an async waiter's batch to the background
+/// ([`async_due_at`]).
 fn stepped<S>(shared: &Shared<'_, S>, result: Result<Wake, Error>) -> Result<Wake, Error> {
     match result {
         Ok(mut wake) => {
@@ -193,7 +198,10 @@ fn stepped<S>(shared: &Shared<'_, S>, result: Result<Wake, Error>) -> Result<Wak
                 shared.wake_waiters();
             }
             let mut state = shared.lock();
-            wake.background |= !state.committing && core::mem::take(&mut state.async_deferred);
+            if !state.turn.held {
+                wake.refused |= core::mem::take(&mut state.turn.refused);
+                wake.background |= core::mem::take(&mut state.turn.deferred_background);
+            }
             Ok(wake)
         }
         Err(Error::WouldBlock) => Err(Error::WouldBlock),
@@ -204,43 +212,41 @@ fn stepped<S>(shared: &Shared<'_, S>, result: Result<Wake, Error>) -> Result<Wak
     }
 }
 
-/// A flush step's turn to commit: its engine's commit lock, held while `State::committing`
-/// says so, so that the background can tell a commit runs without taking the lock itself.
-pub(crate) struct CommitTurn<'s, 'a, S, T> {
-    guard: crate::sync::MutexGuard<'s, T>,
+/// Who holds the commit turn, and who was turned away while it was held (under the state lock).
+#[derive(Debug, Default)]
+pub(crate) struct Turn {
+    /// A flush step holds it.
+    pub(crate) held: bool,
+    /// A flush step was refused it (`WouldBlock`): its caller sleeps until a step wakes it.
+    pub(crate) refused: bool,
+    /// The background left an async waiter's batch to the holder ([`async_due_at`]).
+    pub(crate) deferred_background: bool,
+}
+
+/// A flush step's turn to commit: one at a time per pipe. Taken and given up under the state
+/// lock, so that whoever is refused it is noted in the same critical section that sees it held,
+/// and the step that ends the turn wakes them ([`stepped`]): a refused caller never sleeps
+/// through the end of a commit that did not publish what it waits for.
+pub(crate) struct CommitTurn<'s, 'a, S> {
     shared: &'s Shared<'a, S>,
 }
 
-impl<'s, 'a, S, T> CommitTurn<'s, 'a, S, T> {
+impl<'s, 'a, S> CommitTurn<'s, 'a, S> {
     /// Takes the turn, or [`Error::WouldBlock`] while another step holds it.
-    pub(crate) fn take(
-        lock: &'s crate::sync::Mutex<T>,
-        shared: &'s Shared<'a, S>,
-    ) -> Result<Self, Error> {
-        let guard = lock.try_lock().ok_or(Error::WouldBlock)?;
-        shared.lock().committing = true;
-        Ok(CommitTurn { guard, shared })
+    pub(crate) fn take(shared: &'s Shared<'a, S>) -> Result<Self, Error> {
+        let mut state = shared.lock();
+        if state.turn.held {
+            state.turn.refused = true;
+            return Err(Error::WouldBlock);
+        }
+        state.turn.held = true;
+        Ok(CommitTurn { shared })
     }
 }
 
-impl<S, T> core::ops::Deref for CommitTurn<'_, '_, S, T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.guard
-    }
-}
-
-impl<S, T> core::ops::DerefMut for CommitTurn<'_, '_, S, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
-    }
-}
-
-impl<S, T> Drop for CommitTurn<'_, '_, S, T> {
+impl<S> Drop for CommitTurn<'_, '_, S> {
     fn drop(&mut self) {
-        // Cleared while the commit lock is still held (the guard drops after this).
-        self.shared.lock().committing = false;
+        self.shared.lock().turn.held = false;
     }
 }
 

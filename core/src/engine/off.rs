@@ -23,9 +23,6 @@ const MAX_AHEAD: u64 = 2;
 
 /// The `Journal::Off` engine.
 pub(crate) struct OffEngine {
-    /// Held by the one flush step writing a batch in place, so batches reach the store in
-    /// epoch order (lock order: this, `sync`, the state lock, `written`).
-    commit: Mutex<()>,
     /// Held by the one sync running, so epochs are published in order.
     sync: Mutex<()>,
     /// The batches written in place.
@@ -46,7 +43,6 @@ impl OffEngine {
     /// so `Epoch::NONE`).
     pub(crate) fn new(durable: Epoch) -> Self {
         OffEngine {
-            commit: Mutex::new(()),
             sync: Mutex::new(()),
             written: Mutex::new(Written {
                 epoch: durable,
@@ -65,7 +61,9 @@ impl OffEngine {
         shared: &Shared<'_, S>,
         now: Instant,
     ) -> Result<Wake, Error> {
-        let commit = CommitTurn::take(&self.commit, shared)?;
+        // One flush step at a time writes a batch in place, so batches reach the store in epoch
+        // order (lock order: `sync`, the state lock, `written`).
+        let turn = CommitTurn::take(shared)?;
         let mut wake = grow_step(shared, |_| Ok(()))?;
         if self.ahead(&shared.lock()) >= MAX_AHEAD {
             // The open batch waits for the next step: a step publishes once, last.
@@ -81,7 +79,7 @@ impl OffEngine {
             wake.writers |= self.written(shared, batch, epoch);
         }
         // The next flush step may write its batch in place while this one syncs.
-        drop(commit);
+        drop(turn);
         let wanted = {
             let state = shared.lock();
             self.owes(&state) && (state.wanted > state.durable || state.closing)

@@ -12,6 +12,7 @@ const SYNC_OWED: Wake = Wake {
     writers: false,
     settled: false,
     background: true,
+    refused: false,
 };
 
 #[test]

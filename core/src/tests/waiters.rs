@@ -246,7 +246,8 @@ fn a_running_commit_hands_an_async_waiters_batch_back_to_the_background() {
         let mut future = std::boxed::Box::pin(pipe.durable(second));
         assert!(poll(future.as_mut(), Waker::noop()).is_pending());
         *saw.lock().unwrap() = Some(pipe.park_background(NOW));
-        std::mem::forget(future); // keeps its node linked (boxed, so it never moves)
+        // Dropping it unlinks it; what it asked for stays asked.
+        drop(future);
     }));
     let wake = pipe.flush_step(NOW).unwrap();
     let aged = NOW.saturating_add(config.flush_interval);
