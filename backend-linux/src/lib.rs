@@ -36,8 +36,8 @@ mod writeback;
 use std::path::Path;
 
 pub use chunkpipe_core::{
-    Config, Create, Damage, Epoch, Error, Journal, Op, PipeStats, Recovery, RecoveryReport,
-    StoreError, StoreErrorKind, StoreRole, ThreadedPipe, WeakSyncs,
+    Config, Create, Damage, Durable, Epoch, Error, Journal, Op, PipeStats, Recovery,
+    RecoveryReport, StoreError, StoreErrorKind, StoreRole, ThreadedPipe, WeakSyncs,
 };
 use chunkpipe_posix::{
     BorrowedFd, DirectAlignment, OwnedFd, Platform, full_sync_error, store_error,

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 pub use chunkpipe_core::{
-    Config, Create, Damage, Epoch, Error, Journal, Op, PipeStats, Recovery, RecoveryReport,
-    StoreError, StoreErrorKind, StoreRole, ThreadedPipe, WeakSyncs,
+    Config, Create, Damage, Durable, Epoch, Error, Journal, Op, PipeStats, Recovery,
+    RecoveryReport, StoreError, StoreErrorKind, StoreRole, ThreadedPipe, WeakSyncs,
 };
 use chunkpipe_posix::{BorrowedFd, Platform, full_sync_error, store_error};
 use rustix::io::Errno;

@@ -43,6 +43,10 @@
 //! # Ok::<(), chunkpipe_core::Error>(())
 //! ```
 //!
+//! From async code, `pipe.durable(epoch).await` waits without blocking: the future is woken by
+//! the publish that makes its epoch durable, and the background (the thread above, or a driver
+//! task running [`Pipe::run_background_async`]) leads the commit; see [`Pipe::durable`].
+//!
 //! Without `std` (an embedded main loop, a simulator, your own runtime) the same pipe is a state
 //! machine you drive: see [the example below](#example-driving-the-state-machine-by-hand).
 //!
@@ -56,6 +60,7 @@
 //! | engines | how a batch becomes durable, one per [`Journal`] mode: commit, apply, checkpoint | `engine/` |
 //! | state machine | [`Pipe`]: `try_write`, [`Transaction`], `flush_step`, `background_step`, `poll_durable`, reads, grows | `pipe.rs`, `tx.rs`, `read.rs`, `grow.rs` |
 //! | blocking | [`BlockingPipe`]: `write`, `wait`, `sync`, `grow`, `close`, leader/follower commits over a [`Signal`] | `blocking.rs` |
+//! | async | [`Durable`]: a future woken by the publish of its epoch, no allocation per wait; [`Pipe::run_background_async`] for executors without threads | `waiters.rs`, `runner.rs` |
 //! | platform (std) | [`StdSignal`], [`StdClock`], [`ThreadedPipe`] (the background thread) | `platform_std.rs` |
 //!
 //! The core never blocks on its own and never starts a thread by itself: time is an argument
@@ -172,6 +177,7 @@ mod pipe;
 #[cfg(feature = "std")]
 mod platform_std;
 mod read;
+mod runner;
 mod signal;
 mod staging;
 mod state;

@@ -354,12 +354,21 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
 
     /// Stops accepting writes, and reports whether everything accepted is durable (and, with
     /// `Journal::Atomic`, in place and checkpointed): `Pending` while steps still have work.
+    /// The first call wakes the [background waker](Pipe::set_background_waker): closing
+    /// gives the background work (everything accepted must be committed and settled).
     ///
     /// # Errors
     /// [`Error::Poisoned`] when a batch failed.
     pub fn try_close(&self) -> Poll<Result<(), Error>> {
         let mut state = self.lock();
-        state.closing = true;
+        if !core::mem::replace(&mut state.closing, true) {
+            let background = state.background_waker.clone();
+            drop(state);
+            if let Some(background) = background {
+                background.wake();
+            }
+            state = self.lock();
+        }
         state.latch.check()?;
         let grow_pending = state.grow.completed < state.grow.requested;
         if state.all_published() && !grow_pending && self.engine.settled(&state) {

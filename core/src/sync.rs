@@ -27,7 +27,6 @@ mod imp {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         }
-
     }
 }
 
@@ -47,7 +46,6 @@ mod imp {
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             self.0.lock()
         }
-
     }
 }
 
@@ -71,7 +69,6 @@ mod imp {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         }
-
     }
 
     impl<T: Default> Default for Mutex<T> {

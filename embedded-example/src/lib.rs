@@ -166,10 +166,7 @@ impl<'a, S: ChunkStore> SensorLog<'a, S> {
     /// # Errors
     /// What the pipe reports: a poisoned pipe after a store failure.
     pub fn record(&self, tick: u32, value: u16) -> Result<Epoch, Error> {
-        let mut chunk = [0u8; CHUNK];
-        chunk[..4].copy_from_slice(&tick.to_le_bytes());
-        chunk[4..6].copy_from_slice(&value.to_le_bytes());
-        let index = u64::from(tick) % SLOTS;
+        let (index, chunk) = reading(tick, value);
         let epoch = loop {
             match self.pipe.try_write(index, &chunk) {
                 Ok(epoch) => break epoch,
@@ -182,6 +179,21 @@ impl<'a, S: ChunkStore> SensorLog<'a, S> {
         while self.pipe.poll_durable(epoch).is_pending() {
             self.steps()?;
         }
+        Ok(epoch)
+    }
+
+    /// Records `value` as reading `tick` and waits, asynchronously, until it is durable: for an
+    /// async executor (embassy) whose driver task runs the pipe's background
+    /// ([`Pipe::run_background_async`]), which commits the reading and whose publish wakes this
+    /// task.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when staging is full (more readings in flight than it holds); a
+    /// poisoned pipe.
+    pub async fn record_async(&self, tick: u32, value: u16) -> Result<Epoch, Error> {
+        let (index, chunk) = reading(tick, value);
+        let epoch = self.pipe.try_write(index, &chunk)?;
+        self.pipe.durable(epoch).await?;
         Ok(epoch)
     }
 
@@ -222,6 +234,14 @@ impl<'a, S: ChunkStore> SensorLog<'a, S> {
             .set(now.saturating_add(core::time::Duration::from_millis(1)));
         Ok(())
     }
+}
+
+/// Reading `tick` as the chunk it is stored in, and that chunk's index.
+fn reading(tick: u32, value: u16) -> (u64, [u8; CHUNK]) {
+    let mut chunk = [0u8; CHUNK];
+    chunk[..4].copy_from_slice(&tick.to_le_bytes());
+    chunk[4..6].copy_from_slice(&value.to_le_bytes());
+    (u64::from(tick) % SLOTS, chunk)
 }
 
 #[cfg(test)]
