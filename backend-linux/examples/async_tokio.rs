@@ -17,10 +17,7 @@ fn main() -> Result<(), Error> {
         .map_or_else(|| dir.path().join("async.chunks"), Into::into);
     let config = Config::new()
         .with_chunk_size(4096)
-        .with_initial_chunks(TASKS + 2)
-        // Staging holds every task's write at once: an async write never waits for room
-        // (`try_write` would say `WouldBlock`).
-        .with_staging_chunks(2048);
+        .with_initial_chunks(TASKS + 2);
     let pipe = Arc::new(chunkpipe_linux::open(&path, config)?);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -31,8 +28,9 @@ fn main() -> Result<(), Error> {
             .map(|task| {
                 let pipe = Arc::clone(&pipe);
                 tokio::spawn(async move {
-                    // Staged at once; `durable` resolves when its batch is synced.
-                    let epoch = pipe.pipe().try_write(task, &[task as u8; 4096])?;
+                    // Staged (waiting for room while staging is full); `durable` resolves
+                    // when its batch is synced.
+                    let epoch = pipe.pipe().write_async(task, &[task as u8; 4096]).await?;
                     pipe.durable(epoch).await
                 })
             })
@@ -41,7 +39,7 @@ fn main() -> Result<(), Error> {
             task.await.expect("the task ran")?;
         }
         // A transaction: both chunks durable together, awaited like a write.
-        let mut tx = pipe.pipe().transaction(2)?;
+        let mut tx = pipe.pipe().transaction_async(2).await?;
         tx.write(TASKS, &[1; 4096])?;
         tx.write(TASKS + 1, &[2; 4096])?;
         let epoch = tx.commit()?;

@@ -60,7 +60,7 @@
 //! | engines | how a batch becomes durable, one per [`Journal`] mode: commit, apply, checkpoint | `engine/` |
 //! | state machine | [`Pipe`]: `try_write`, [`Transaction`], `flush_step`, `background_step`, `poll_durable`, reads, grows | `pipe.rs`, `tx.rs`, `read.rs`, `grow.rs` |
 //! | blocking | [`BlockingPipe`]: `write`, `wait`, `sync`, `grow`, `close`, leader/follower commits over a [`Signal`] | `blocking.rs` |
-//! | async | [`Durable`]: a future woken by the publish of its epoch, no allocation per wait; [`Pipe::run_background_async`] for executors without threads | `waiters.rs`, `runner.rs` |
+//! | async | [`Durable`]: a future woken by the publish of its epoch, no allocation per wait; [`Pipe::write_async`], [`Pipe::transaction_async`] wait for staging; [`Pipe::run_background_async`] for executors without threads | `waiters.rs`, `runner.rs` |
 //! | platform (std) | [`StdSignal`], [`StdClock`], [`ThreadedPipe`] (the background thread) | `platform_std.rs` |
 //!
 //! The core never blocks on its own and never starts a thread by itself: time is an argument

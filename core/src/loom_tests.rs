@@ -433,3 +433,24 @@ fn a_waiter_dropped_during_a_publish_leaves_the_list_whole() {
         assert!(later.as_mut().poll(&mut cx).is_ready());
     });
 }
+
+/// An async writer that finds staging full against the step that frees it: the writer reads
+/// the room generation, fails, and waits; the flush step writes the batch in place and wakes
+/// it. Whichever comes first, the writer is never left waiting (a lost wake-up deadlocks).
+#[test]
+fn an_async_writer_short_of_staging_is_woken_by_the_step_that_frees_it() {
+    loom::model(|| {
+        let pipe = Arc::new(Pipe::new(MemStore::new(), config(1)).unwrap());
+        pipe.try_write(1, &chunk(1)).unwrap();
+        let writer = {
+            let pipe = Arc::clone(&pipe);
+            thread::spawn(move || block_on(pipe.write_async(2, &[2; CHUNK])).unwrap())
+        };
+        pipe.flush_step(Instant::ZERO).unwrap();
+        let epoch = writer.join().unwrap();
+        pipe.request_sync().unwrap();
+        flush_all(&pipe);
+        assert!(pipe.durable_epoch() >= epoch);
+        assert_eq!(stored(&pipe, 2), chunk(2));
+    });
+}

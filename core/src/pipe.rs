@@ -354,8 +354,9 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
 
     /// Stops accepting writes, and reports whether everything accepted is durable (and, with
     /// `Journal::Atomic`, in place and checkpointed): `Pending` while steps still have work.
-    /// The first call wakes the [background waker](Pipe::set_background_waker): closing
-    /// gives the background work (everything accepted must be committed and settled).
+    /// The first call wakes the [background waker](Pipe::set_background_waker) — closing
+    /// gives the background work (everything accepted must be committed and settled) — and
+    /// async writers waiting for staging ([`write_async`](Pipe::write_async): `Closed`).
     ///
     /// # Errors
     /// [`Error::Poisoned`] when a batch failed.
@@ -367,6 +368,8 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
             if let Some(background) = background {
                 background.wake();
             }
+            // Async writers waiting for staging: the pipe takes no more writes.
+            self.shared.wake_waiters(false);
             state = self.lock();
         }
         state.latch.check()?;
@@ -398,7 +401,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     pub fn fail_stop(&self) {
         self.shared
             .trip(StoreError::new(StoreErrorKind::Internal, Op::Sync));
-        self.shared.wake_waiters();
+        self.shared.wake_waiters(true);
     }
 
     /// The state lock, for the other modules of the core.

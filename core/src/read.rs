@@ -82,6 +82,10 @@ impl<S: ChunkStore> Pipe<'_, S> {
             writers: freed && state.staging_freed(),
             ..Wake::default()
         };
+        drop(guard);
+        if wake.writers {
+            self.shared.wake_waiters(true);
+        }
         result.map(|()| wake)
     }
 

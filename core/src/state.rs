@@ -140,7 +140,12 @@ pub(crate) struct State<'a> {
     /// Who waits for which batch, for group commit to gather them.
     pub(crate) gather: Gather,
     /// The async waiters ([`Durable`](crate::Durable) futures), in epoch order.
-    pub(crate) waiters: WaiterList,
+    pub(crate) durable_waiters: WaiterList,
+    /// Async writers waiting for staging ([`Pipe::write_async`](crate::Pipe::write_async)).
+    pub(crate) room_waiters: WaiterList,
+    /// Counts the times staging was freed that a writer waited for: an async writer that
+    /// found staging full waits until it changes.
+    pub(crate) room_generation: u64,
     /// The newest epoch an async waiter asked for: the background leads its commit, since no
     /// async task may block on one (`engine::async_due_at`).
     pub(crate) async_wanted: Epoch,
@@ -188,7 +193,9 @@ impl<'a> State<'a> {
             durable,
             wanted: durable,
             gather: Gather::default(),
-            waiters: WaiterList::default(),
+            durable_waiters: WaiterList::default(),
+            room_waiters: WaiterList::default(),
+            room_generation: 0,
             async_wanted: durable,
             background_waker: None,
             turn: crate::engine::Turn::default(),
@@ -228,7 +235,9 @@ impl<'a> State<'a> {
 
     /// Staging was freed: whether a writer waited for it (and so must be woken).
     pub(crate) fn staging_freed(&mut self) -> bool {
-        core::mem::take(&mut self.writers_waiting)
+        let waited = core::mem::take(&mut self.writers_waiting);
+        self.room_generation += u64::from(waited);
+        waited
     }
 
     /// The newest epoch handed to any write.

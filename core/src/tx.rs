@@ -125,7 +125,12 @@ impl<S: ChunkStore> Transaction<'_, '_, S> {
             writers: unused > 0 && state.staging_freed(),
             ..Wake::default()
         };
-        Ok((state.open.epoch, wake))
+        let epoch = state.open.epoch;
+        drop(state);
+        if wake.writers {
+            self.pipe.shared.wake_waiters(true);
+        }
+        Ok((epoch, wake))
     }
 
     /// Gives back whatever staging the transaction still holds (all of it, unless it was
@@ -145,10 +150,15 @@ impl<S: ChunkStore> Transaction<'_, '_, S> {
         self.head = NO_SLOT;
         self.used = 0;
         self.reserved = 0;
-        Wake {
+        let wake = Wake {
             writers: state.staging_freed(),
             ..Wake::default()
+        };
+        drop(state);
+        if wake.writers {
+            self.pipe.shared.wake_waiters(true);
         }
+        wake
     }
 }
 

@@ -1,5 +1,6 @@
-//! Async durability: [`Durable`], a future that resolves once an epoch is durable, woken by the
-//! step that publishes it — with no allocation per wait and no polling.
+//! Async waiting: [`Durable`], a future that resolves once an epoch is durable, woken by the
+//! step that publishes it, and [`Pipe::write_async`] / [`Pipe::transaction_async`], which wait
+//! for staging room, woken by whatever frees it — with no allocation per wait and no polling.
 //!
 //! Every waiting future carries its own list node. The first poll that finds its epoch not yet
 //! durable links the node into the pipe's waiter list, under the state lock, and asks for the
@@ -9,6 +10,13 @@
 //! pipe is poisoned, every node is unlinked and woken. A future dropped while linked unlinks
 //! itself. So a thousand waiting tasks cost the pipe no memory of its own: the list is threaded
 //! through the futures, which do not move while they wait (they are `!Unpin`).
+//!
+//! Writers waiting for staging wait in a second list the same way. A writer reads the room
+//! generation (`State::room_generation`, advanced whenever staging is freed that a writer
+//! waited for), tries, and on `WouldBlock` waits until the generation moves: staging freed
+//! between its try and its wait ends the wait at once. Every freeing that reports
+//! `Wake::writers` — a step, a read, a transaction giving staging back — wakes the list; so do
+//! poisoning and closing.
 //!
 //! Nobody leads a commit for a future — a task must not block its executor on a device sync.
 //! The **background** leads it: an async registration that asks for a new epoch wakes the
@@ -35,7 +43,7 @@ use core::ptr::NonNull;
 use core::task::{Context, Poll, Waker};
 
 use crate::state::{Shared, State};
-use crate::{Epoch, Error, Pipe};
+use crate::{ChunkStore, Epoch, Error, Pipe};
 
 /// How many wakers a waking pass takes out under the lock before it releases the lock and wakes
 /// them: the lock is never held across a waker, and a pass costs no allocation.
@@ -136,9 +144,86 @@ impl WaiterList {
     }
 }
 
+/// A future's place in one of the pipe's waiter lists: its node, and whether it was ever
+/// linked (so that dropping a future that never waited takes no lock).
+struct Place {
+    /// Touched only under the state lock once linked (module docs).
+    node: UnsafeCell<Node>,
+    /// Only the future's owner touches it.
+    registered: Cell<bool>,
+}
+
+impl Place {
+    fn new(epoch: Epoch) -> Self {
+        Place {
+            node: UnsafeCell::new(Node {
+                epoch,
+                waker: None,
+                prev: None,
+                next: None,
+                linked: false,
+                _pinned: PhantomPinned,
+            }),
+            registered: Cell::new(false),
+        }
+    }
+
+    fn node(&self) -> NonNull<Node> {
+        // SAFETY: `UnsafeCell::get` never returns null.
+        unsafe { NonNull::new_unchecked(self.node.get()) }
+    }
+
+    /// Under the state lock: leaves `list` once the wait is `over`; otherwise keeps `waker`
+    /// and joins `list` if not in it yet. Returns whether it just joined.
+    ///
+    /// # Safety
+    /// The caller holds the state lock, `list` is one of its lists and the only one this place
+    /// is ever linked in, and `self` is pinned (reached through `Pin`) and is left before it is
+    /// dropped ([`leave`](Place::leave)).
+    unsafe fn settle(&self, list: &mut WaiterList, over: bool, waker: &Waker) -> bool {
+        let node = self.node();
+        // SAFETY: under the state lock, the node is touched by nobody else; linked, it is in
+        // `list`; unlinked, it is pinned and will be left before it is dropped.
+        unsafe {
+            let linked = (*node.as_ptr()).linked;
+            if over {
+                if linked {
+                    list.unlink(node);
+                }
+                return false;
+            }
+            let kept = &mut (*node.as_ptr()).waker;
+            match kept {
+                Some(old) if old.will_wake(waker) => {}
+                _ => *kept = Some(waker.clone()),
+            }
+            if linked {
+                return false;
+            }
+            list.link(node);
+        }
+        self.registered.set(true);
+        true
+    }
+
+    /// Under the state lock: leaves `list` if in it (a future being dropped).
+    ///
+    /// # Safety
+    /// As [`settle`](Place::settle).
+    unsafe fn leave(&self, list: &mut WaiterList) {
+        let node = self.node();
+        // SAFETY: as in `settle`.
+        unsafe {
+            if (*node.as_ptr()).linked {
+                list.unlink(node);
+            }
+        }
+    }
+}
+
 /// A future that resolves once `epoch` is durable: `Ok(())`, or the error
 /// [`Pipe::poll_durable`] gives ([`Error::Poisoned`] if its batch or an earlier one failed).
-/// Made by [`Pipe::durable`]; see the [module docs](crate::Pipe::durable) for who commits.
+/// Made by [`Pipe::durable`], which says who commits.
 ///
 /// It allocates nothing: its list node lives inside it. It is woken by the step that publishes
 /// its epoch (or poisons the pipe), never by a timer.
@@ -146,11 +231,7 @@ impl WaiterList {
 pub struct Durable<'p, 'a, S> {
     pipe: &'p Pipe<'a, S>,
     epoch: Epoch,
-    /// Touched only under the state lock once linked (module docs).
-    node: UnsafeCell<Node>,
-    /// Whether the node was ever linked, so that dropping a future that never waited takes no
-    /// lock. Only the future's owner touches it.
-    registered: Cell<bool>,
+    place: Place,
 }
 
 // SAFETY: moving the future to another thread moves its node with it, and the node is touched
@@ -167,26 +248,13 @@ impl<'p, 'a, S> Durable<'p, 'a, S> {
         Durable {
             pipe,
             epoch,
-            node: UnsafeCell::new(Node {
-                epoch,
-                waker: None,
-                prev: None,
-                next: None,
-                linked: false,
-                _pinned: PhantomPinned,
-            }),
-            registered: Cell::new(false),
+            place: Place::new(epoch),
         }
     }
 
     /// The epoch it waits for.
     pub fn epoch(&self) -> Epoch {
         self.epoch
-    }
-
-    fn node(&self) -> NonNull<Node> {
-        // SAFETY: `UnsafeCell::get` never returns null.
-        unsafe { NonNull::new_unchecked(self.node.get()) }
     }
 }
 
@@ -198,36 +266,19 @@ impl<S> Future for Durable<'_, '_, S> {
         // the pin keeps it in place.
         let this = self.into_ref().get_ref();
         let mut state = this.pipe.shared.lock();
-        let node = this.node();
-        // SAFETY: we hold the state lock; the node is ours, pinned, and touched by nobody else
-        // without the lock.
-        let linked = unsafe { (*node.as_ptr()).linked };
-        if let Poll::Ready(result) = state.poll_durable(this.epoch) {
-            if linked {
-                // SAFETY: linked in this pipe's list; we hold the lock.
-                unsafe { state.waiters.unlink(node) };
+        let ready = state.poll_durable(this.epoch);
+        let list = &mut state.durable_waiters;
+        // SAFETY: we hold the state lock; this place is only ever in `durable_waiters`; it is
+        // pinned, and `drop` leaves the list.
+        let joined = unsafe { this.place.settle(list, ready.is_ready(), cx.waker()) };
+        if joined {
+            let background = request_async(&mut state, this.epoch);
+            drop(state);
+            if let Some(background) = background {
+                background.wake();
             }
-            return Poll::Ready(result);
         }
-        // SAFETY: as above.
-        let waker = unsafe { &mut (*node.as_ptr()).waker };
-        match waker {
-            Some(old) if old.will_wake(cx.waker()) => {}
-            _ => *waker = Some(cx.waker().clone()),
-        }
-        if linked {
-            return Poll::Pending;
-        }
-        // SAFETY: the node is pinned (we were polled through `Pin`), not linked, and stays
-        // valid until `drop` unlinks it under this lock.
-        unsafe { state.waiters.link(node) };
-        this.registered.set(true);
-        let background = request_async(&mut state, this.epoch);
-        drop(state);
-        if let Some(background) = background {
-            background.wake();
-        }
-        Poll::Pending
+        ready
     }
 }
 
@@ -245,16 +296,10 @@ fn request_async(state: &mut State<'_>, epoch: Epoch) -> Option<Waker> {
 
 impl<S> Drop for Durable<'_, '_, S> {
     fn drop(&mut self) {
-        if !self.registered.get() {
-            return;
-        }
-        let mut state = self.pipe.shared.lock();
-        let node = self.node();
-        // SAFETY: we hold the state lock; if the node is linked, it is in this pipe's list.
-        unsafe {
-            if (*node.as_ptr()).linked {
-                state.waiters.unlink(node);
-            }
+        if self.place.registered.get() {
+            let mut state = self.pipe.shared.lock();
+            // SAFETY: as in `poll`.
+            unsafe { self.place.leave(&mut state.durable_waiters) };
         }
     }
 }
@@ -267,17 +312,120 @@ impl<S> core::fmt::Debug for Durable<'_, '_, S> {
     }
 }
 
+/// Resolves once staging may have room again: a step, read or transaction freed staging a
+/// writer waited for since `generation` ([`State::room_generation`]), or the pipe was poisoned
+/// or closed. The writer then tries again ([`Pipe::write_async`]).
+struct Room<'p, 'a, S> {
+    pipe: &'p Pipe<'a, S>,
+    generation: u64,
+    place: Place,
+}
+
+impl<S> Future for Room<'_, '_, S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.into_ref().get_ref();
+        let mut guard = this.pipe.shared.lock();
+        let state = &mut *guard;
+        let over = state.room_generation != this.generation
+            || state.closing
+            || state.latch.check().is_err();
+        // SAFETY: we hold the state lock; this place is only ever in `room_waiters`; it is
+        // pinned, and `drop` leaves the list.
+        unsafe { this.place.settle(&mut state.room_waiters, over, cx.waker()) };
+        if over { Poll::Ready(()) } else { Poll::Pending }
+    }
+}
+
+impl<S> Drop for Room<'_, '_, S> {
+    fn drop(&mut self) {
+        if self.place.registered.get() {
+            let mut state = self.pipe.shared.lock();
+            // SAFETY: as in `poll`.
+            unsafe { self.place.leave(&mut state.room_waiters) };
+        }
+    }
+}
+
+// SAFETY: as for `Durable`: the node moves with the future and is touched only under the state
+// lock.
+unsafe impl<'a, S> Send for Room<'_, 'a, S> where Pipe<'a, S>: Sync {}
+
+impl<'a, S: ChunkStore> Pipe<'a, S> {
+    /// [`try_write`](Pipe::try_write) for async code: when staging is full, waits —
+    /// asynchronously, woken by whatever frees staging — and tries again, instead of returning
+    /// [`Error::WouldBlock`]. Returns the epoch to [`.await` durability](Pipe::durable) on.
+    ///
+    /// Staging is freed by the steps (with `Journal::Atomic`, once a published batch is written
+    /// in place by the background), by reads that held it and by transactions that give it
+    /// back; someone must run the steps (see [`durable`](Pipe::durable)).
+    ///
+    /// # Errors
+    /// As [`try_write`](Pipe::try_write), except `WouldBlock`.
+    pub async fn write_async(&self, index: u64, data: &[u8]) -> Result<Epoch, Error> {
+        self.with_room(|| self.try_write(index, data)).await
+    }
+
+    /// [`transaction`](Pipe::transaction) for async code: waits for staging as
+    /// [`write_async`](Pipe::write_async) does. Commit it, then `.await`
+    /// [`durable`](Pipe::durable) on the epoch.
+    ///
+    /// # Errors
+    /// As [`transaction`](Pipe::transaction), except `WouldBlock`.
+    pub async fn transaction_async(
+        &self,
+        max_chunks: u32,
+    ) -> Result<crate::Transaction<'_, 'a, S>, Error> {
+        self.with_room(|| self.transaction(max_chunks)).await
+    }
+
+    /// Runs `attempt` until staging has room for it, waiting for staging to be freed between
+    /// attempts. The generation is read before the attempt: staging freed after a full attempt
+    /// changes it, so the wait ends at once.
+    async fn with_room<T>(
+        &self,
+        mut attempt: impl FnMut() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        loop {
+            let generation = self.lock().room_generation;
+            match attempt() {
+                Err(Error::WouldBlock) => {}
+                other => return other,
+            }
+            Room {
+                pipe: self,
+                generation,
+                place: Place::new(Epoch::NONE),
+            }
+            .await;
+        }
+    }
+}
+
 impl<S> Shared<'_, S> {
-    /// Wakes every async waiter whose epoch is durable — or all of them, once the pipe is
-    /// poisoned: after any step that published or failed. The lock is released before each
-    /// batch of wakers is woken.
-    pub(crate) fn wake_waiters(&self) {
+    /// Wakes the async waiters a step, read or transaction made ready: those whose epoch is
+    /// durable; every one, once the pipe is poisoned; and those waiting for staging when
+    /// `freed` (or the pipe is poisoned or closing). The lock is released before each batch of
+    /// wakers is woken.
+    pub(crate) fn wake_waiters(&self, freed: bool) {
         loop {
             let mut wakers: [Option<Waker>; WAKE_BATCH] = Default::default();
             let taken = {
-                let mut state = self.lock();
+                let mut guard = self.lock();
+                let state = &mut *guard;
                 let (durable, poisoned) = (state.durable, state.latch.check().is_err());
-                state.waiters.take_ready(durable, poisoned, &mut wakers)
+                let taken = state
+                    .durable_waiters
+                    .take_ready(durable, poisoned, &mut wakers);
+                let room = freed || poisoned || state.closing;
+                let rest = &mut wakers[taken..];
+                taken
+                    + if room {
+                        state.room_waiters.take_ready(durable, true, rest)
+                    } else {
+                        0
+                    }
             };
             for waker in wakers.iter_mut().filter_map(Option::take) {
                 waker.wake();

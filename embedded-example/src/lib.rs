@@ -188,11 +188,10 @@ impl<'a, S: ChunkStore> SensorLog<'a, S> {
     /// task.
     ///
     /// # Errors
-    /// [`Error::WouldBlock`] when staging is full (more readings in flight than it holds); a
-    /// poisoned pipe.
+    /// A poisoned pipe.
     pub async fn record_async(&self, tick: u32, value: u16) -> Result<Epoch, Error> {
         let (index, chunk) = reading(tick, value);
-        let epoch = self.pipe.try_write(index, &chunk)?;
+        let epoch = self.pipe.write_async(index, &chunk).await?;
         self.pipe.durable(epoch).await?;
         Ok(epoch)
     }

@@ -1,5 +1,5 @@
-//! Async durability on a tokio current-thread runtime: thousands of tasks wait on their epochs
-//! at once, the `ThreadedPipe`'s background thread leads the commits, and each task's future is
+//! Async durability on a tokio current-thread runtime: thousands of tasks wait for staging and
+//! on their epochs at once, the `ThreadedPipe`'s background thread leads the commits, and each task's future is
 //! polled at most twice — once to register, once after the publish that woke it: no polling
 //! loop, no timer, no blocking wait on the runtime's thread.
 
@@ -36,8 +36,7 @@ fn pipe() -> Arc<Pipe> {
     let config = Config::new()
         .with_chunk_size(CHUNK as u32)
         .with_initial_chunks(2 * TASKS)
-        // Every task's write is in flight at once.
-        .with_staging_chunks(8192)
+        .with_staging_chunks(512)
         .with_journal_bytes(64 << 20);
     Arc::new(ThreadedPipe::start_journaled(MemStore::new(), MemStore::new(), config).unwrap())
 }
@@ -55,11 +54,12 @@ fn thousands_of_tasks_wait_for_durability_each_woken_once_by_a_publish() {
                 let (pipe, polls) = (Arc::clone(&pipe), Arc::clone(&polls));
                 tokio::spawn(async move {
                     let byte = (task % 251) as u8;
+                    // Staging holds a tenth of the tasks' writes: most wait for room.
                     let epoch = if task % 2 == 0 {
-                        pipe.pipe().try_write(task, &[byte; CHUNK])?
+                        pipe.pipe().write_async(task, &[byte; CHUNK]).await?
                     } else {
                         // An async transaction: both chunks become durable together.
-                        let mut tx = pipe.pipe().transaction(2)?;
+                        let mut tx = pipe.pipe().transaction_async(2).await?;
                         tx.write(task, &[byte; CHUNK])?;
                         tx.write(TASKS + task, &[byte; CHUNK])?;
                         tx.commit()?
@@ -92,8 +92,9 @@ fn thousands_of_tasks_wait_for_durability_each_woken_once_by_a_publish() {
     }
     let stats = pipe.stats();
     let last = epochs.iter().max().unwrap().get();
+    // Commits on RAM take microseconds, so batches are small; still, writes share them.
     assert!(
-        stats.batches < TASKS / 10,
+        stats.batches < TASKS / 2,
         "group commit: {} batches for {TASKS} tasks (epochs up to {last})",
         stats.batches
     );

@@ -187,15 +187,15 @@ fn async_due_at(state: &mut State<'_>, config: &Config, now: Instant) -> Option<
     next_flush_at(state, config, now)
 }
 
-/// What every step does last: wakes the async waiters it made ready (every one, when it
-/// failed); and once no commit runs, hands back what was left to the commit that ran — the
+/// What every step does last: wakes the async waiters it made ready — on epochs it published,
+/// on staging it freed; every one, when it failed — and once no commit runs, hands back what was left to the commit that ran — the
 /// turn to whoever was refused it, an async waiter's batch to the background
 /// ([`async_due_at`]).
 fn stepped<S>(shared: &Shared<'_, S>, result: Result<Wake, Error>) -> Result<Wake, Error> {
     match result {
         Ok(mut wake) => {
-            if wake.durable.is_some() {
-                shared.wake_waiters();
+            if wake.durable.is_some() || wake.writers {
+                shared.wake_waiters(wake.writers);
             }
             let mut state = shared.lock();
             if !state.turn.held {
@@ -206,7 +206,7 @@ fn stepped<S>(shared: &Shared<'_, S>, result: Result<Wake, Error>) -> Result<Wak
         }
         Err(Error::WouldBlock) => Err(Error::WouldBlock),
         Err(e) => {
-            shared.wake_waiters();
+            shared.wake_waiters(true);
             Err(e)
         }
     }
@@ -417,6 +417,6 @@ impl<S> Drop for PoisonOnUnwind<'_, '_, S> {
     fn drop(&mut self) {
         self.0
             .trip(StoreError::new(StoreErrorKind::Internal, Op::Sync));
-        self.0.wake_waiters();
+        self.0.wake_waiters(true);
     }
 }

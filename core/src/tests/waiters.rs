@@ -266,7 +266,8 @@ fn a_running_commit_hands_an_async_waiters_batch_back_to_the_background() {
 }
 
 /// With threads: a `ThreadedPipe`'s background commits for futures polled on other threads
-/// (each blocks on its future with a thread-parking waker); nobody calls a blocking wait.
+/// (each blocks on its future with a thread-parking waker), over a staging pool smaller than
+/// the writes in flight; nobody calls a blocking wait.
 #[test]
 fn concurrent_async_waiters_over_a_threaded_pipe() {
     let config = config(64, 16)
@@ -280,12 +281,8 @@ fn concurrent_async_waiters_over_a_threaded_pipe() {
             let pipe = &pipe;
             scope.spawn(move || {
                 for round in 0..rounds {
-                    let epoch = loop {
-                        match pipe.pipe().try_write(u64::from(t), &chunk(round)) {
-                            Err(Error::WouldBlock) => std::thread::yield_now(),
-                            other => break other.unwrap(),
-                        }
-                    };
+                    let bytes = chunk(round);
+                    let epoch = block_on(pipe.pipe().write_async(u64::from(t), &bytes)).unwrap();
                     block_on(pipe.durable(epoch)).unwrap();
                     assert!(pipe.durable_epoch() >= epoch);
                 }
@@ -314,4 +311,111 @@ fn block_on<F: core::future::Future>(future: F) -> F::Output {
         }
         std::thread::park();
     }
+}
+
+const ONE: [u8; CHUNK] = [1; CHUNK];
+const TWO: [u8; CHUNK] = [2; CHUNK];
+const THREE: [u8; CHUNK] = [3; CHUNK];
+
+fn poll_any<F: core::future::Future>(future: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(waker))
+}
+
+/// A pipe of two staging slots, both taken by a write that has been committed (published,
+/// not yet written in place: its staging is still held).
+fn full_pipe() -> (Pipe<'static, MemStore<'static>>, Epoch) {
+    let config = config(8, 2)
+        .with_journal(Journal::Atomic)
+        .with_journal_bytes(64 * 1024);
+    let pipe = Pipe::with_journal(MemStore::new(), MemStore::new(), config).unwrap();
+    let epoch = pipe.try_write(0, &[1; 2 * CHUNK]).unwrap();
+    pipe.request_durable(epoch);
+    assert_eq!(pipe.flush_step(NOW).unwrap().durable, Some(epoch));
+    assert_eq!(pipe.try_write(2, &chunk(2)), Err(Error::WouldBlock));
+    (pipe, epoch)
+}
+
+/// An async write that finds staging full waits, and is woken by the step that frees it (the
+/// background writing the published batch in place); then it is staged.
+#[test]
+fn an_async_write_waits_for_staging_and_is_woken_by_the_step_that_frees_it() {
+    let (pipe, first) = full_pipe();
+    let (counter, waker) = counter();
+    let mut write = std::pin::pin!(pipe.write_async(2, &TWO));
+    assert!(poll_any(write.as_mut(), &waker).is_pending());
+    assert!(poll_any(write.as_mut(), &waker).is_pending(), "still full");
+    assert_eq!(counter.count(), 0);
+    let wake = pipe.background_step(NOW).unwrap();
+    assert!(wake.writers, "the apply freed staging a writer waited for");
+    assert_eq!(counter.count(), 1);
+    let epoch = match poll_any(write.as_mut(), &waker) {
+        Poll::Ready(result) => result.unwrap(),
+        Poll::Pending => panic!("staging was freed"),
+    };
+    assert_eq!(epoch, first.next());
+    assert_eq!(pipe.read(2, 1).unwrap(), chunk(2));
+}
+
+/// A transaction that gives its staging back wakes an async write waiting for it; an async
+/// transaction waits for staging the same way.
+#[test]
+fn a_transaction_giving_staging_back_wakes_an_async_writer() {
+    let pipe = pipe(8, 2);
+    let tx = pipe.transaction(2).unwrap();
+    let (counter, waker) = counter();
+    let mut write = std::pin::pin!(pipe.write_async(1, &ONE));
+    assert!(poll_any(write.as_mut(), &waker).is_pending());
+    let mut second = std::pin::pin!(pipe.transaction_async(2));
+    assert!(poll_any(second.as_mut(), &waker).is_pending());
+    drop(tx);
+    assert_eq!(counter.count(), 2, "both woken by the release");
+    assert!(matches!(
+        poll_any(write.as_mut(), &waker),
+        Poll::Ready(Ok(_))
+    ));
+    assert!(
+        poll_any(second.as_mut(), &waker).is_pending(),
+        "one slot left: the two-chunk transaction waits again"
+    );
+}
+
+/// Closing or poisoning the pipe ends an async writer's wait with the error.
+#[test]
+fn closing_or_poisoning_ends_an_async_writers_wait() {
+    for poison in [false, true] {
+        let (pipe, _) = full_pipe();
+        let (counter, waker) = counter();
+        let mut write = std::pin::pin!(pipe.write_async(2, &TWO));
+        assert!(poll_any(write.as_mut(), &waker).is_pending());
+        if poison {
+            pipe.fail_stop();
+        } else {
+            assert!(pipe.try_close().is_pending());
+        }
+        assert_eq!(counter.count(), 1);
+        match poll_any(write.as_mut(), &waker) {
+            Poll::Ready(Err(Error::Poisoned(_))) => assert!(poison),
+            Poll::Ready(Err(Error::Closed)) => assert!(!poison),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// An async writer dropped while it waits leaves the list; the next freeing wakes the others.
+#[test]
+fn a_dropped_async_writer_leaves_the_list() {
+    let (pipe, _) = full_pipe();
+    let (counter, waker) = counter();
+    let mut kept = std::pin::pin!(pipe.write_async(2, &TWO));
+    assert!(poll_any(kept.as_mut(), &waker).is_pending());
+    {
+        let mut dropped = std::boxed::Box::pin(pipe.write_async(3, &THREE));
+        assert!(poll_any(dropped.as_mut(), &waker).is_pending());
+    }
+    pipe.background_step(NOW).unwrap();
+    assert_eq!(counter.count(), 1);
+    assert!(matches!(
+        poll_any(kept.as_mut(), &waker),
+        Poll::Ready(Ok(_))
+    ));
 }
