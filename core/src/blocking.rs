@@ -41,7 +41,8 @@ enum Next {
     LookAgain,
     /// Sleep on `progress`, until this deadline if any: the flush step had nothing to commit yet
     /// (a batch held open, or nothing at all: what is awaited comes from a later step), or
-    /// another thread runs a commit and notifies `progress` when it publishes (or fails).
+    /// another thread runs a commit and notifies `progress` when it publishes, fails or gives
+    /// up the commit turn this thread was refused.
     Sleep(Option<Instant>),
 }
 
