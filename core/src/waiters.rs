@@ -403,34 +403,50 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     }
 }
 
+/// Wakers of async waiters that are ready, taken out of the lists under the state lock, to be
+/// woken once it is released (a waker may run arbitrary code). At most [`WAKE_BATCH`] at a time.
+pub(crate) struct ReadyWakers {
+    wakers: [Option<Waker>; WAKE_BATCH],
+    taken: usize,
+}
+
+impl ReadyWakers {
+    /// Wakes them (without the state lock). Returns whether the batch was full: more may be
+    /// ready.
+    pub(crate) fn wake(mut self) -> bool {
+        for waker in self.wakers.iter_mut().filter_map(Option::take) {
+            waker.wake();
+        }
+        self.taken == WAKE_BATCH
+    }
+}
+
+impl State<'_> {
+    /// Takes out the wakers of the async waiters that are ready: those whose epoch is durable;
+    /// every one, once the pipe is poisoned; and those waiting for staging when `freed` (or the
+    /// pipe is poisoned or closing).
+    pub(crate) fn take_ready_waiters(&mut self, freed: bool) -> ReadyWakers {
+        let mut wakers: [Option<Waker>; WAKE_BATCH] = Default::default();
+        let (durable, poisoned) = (self.durable, self.latch.check().is_err());
+        let mut taken = self
+            .durable_waiters
+            .take_ready(durable, poisoned, &mut wakers);
+        if freed || poisoned || self.closing {
+            taken += self
+                .room_waiters
+                .take_ready(durable, true, &mut wakers[taken..]);
+        }
+        ReadyWakers { wakers, taken }
+    }
+}
+
 impl<S> Shared<'_, S> {
-    /// Wakes the async waiters a step, read or transaction made ready: those whose epoch is
-    /// durable; every one, once the pipe is poisoned; and those waiting for staging when
-    /// `freed` (or the pipe is poisoned or closing). The lock is released before each batch of
-    /// wakers is woken.
+    /// Wakes the async waiters a step, read or transaction made ready (see
+    /// [`State::take_ready_waiters`]), a batch at a time, each after releasing the lock.
     pub(crate) fn wake_waiters(&self, freed: bool) {
         loop {
-            let mut wakers: [Option<Waker>; WAKE_BATCH] = Default::default();
-            let taken = {
-                let mut guard = self.lock();
-                let state = &mut *guard;
-                let (durable, poisoned) = (state.durable, state.latch.check().is_err());
-                let taken = state
-                    .durable_waiters
-                    .take_ready(durable, poisoned, &mut wakers);
-                let room = freed || poisoned || state.closing;
-                let rest = &mut wakers[taken..];
-                taken
-                    + if room {
-                        state.room_waiters.take_ready(durable, true, rest)
-                    } else {
-                        0
-                    }
-            };
-            for waker in wakers.iter_mut().filter_map(Option::take) {
-                waker.wake();
-            }
-            if taken < WAKE_BATCH {
+            let ready = self.lock().take_ready_waiters(freed);
+            if !ready.wake() {
                 return;
             }
         }

@@ -29,6 +29,7 @@ pub(crate) mod queue;
 
 use crate::staging::SealedBatch;
 use crate::state::{Shared, State};
+use crate::waiters::ReadyWakers;
 use crate::{ChunkStore, Config, Epoch, Error, Instant, Op, StoreError, StoreErrorKind};
 
 /// What a step made ready: whom its caller must wake. Nothing else is worth a wake-up.
@@ -194,13 +195,17 @@ fn async_due_at(state: &mut State<'_>, config: &Config, now: Instant) -> Option<
 fn stepped<S>(shared: &Shared<'_, S>, result: Result<Wake, Error>) -> Result<Wake, Error> {
     match result {
         Ok(mut wake) => {
-            if wake.durable.is_some() || wake.writers {
-                shared.wake_waiters(wake.writers);
-            }
+            // One critical section for both: this runs after every step.
             let mut state = shared.lock();
             if !state.turn.held {
                 wake.refused |= core::mem::take(&mut state.turn.refused);
                 wake.background |= core::mem::take(&mut state.turn.deferred_background);
+            }
+            let ready = (wake.durable.is_some() || wake.writers)
+                .then(|| state.take_ready_waiters(wake.writers));
+            drop(state);
+            if ready.is_some_and(ReadyWakers::wake) {
+                shared.wake_waiters(wake.writers);
             }
             Ok(wake)
         }
