@@ -14,7 +14,7 @@ fn small_atomic() -> Config {
 
 /// Runs `body` on a thread of its own and fails the test if it has not finished in time: a lost
 /// wake-up shows as a failure, not as a test run that never ends.
-fn watched(body: impl FnOnce() + Send + 'static) {
+pub(super) fn watched(body: impl FnOnce() + Send + 'static) {
     let limit = std::time::Duration::from_secs(if cfg!(miri) { 3600 } else { 10 });
     let (done, finished) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {

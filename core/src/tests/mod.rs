@@ -46,6 +46,41 @@ fn durable(epoch: Epoch) -> Wake {
     }
 }
 
+/// Combining two wakes keeps every reason to wake anyone (and the newer durable epoch).
+#[test]
+fn wakes_combine_field_by_field() {
+    let fields = [
+        Wake {
+            writers: true,
+            ..Wake::default()
+        },
+        Wake {
+            settled: true,
+            ..Wake::default()
+        },
+        Wake {
+            background: true,
+            ..Wake::default()
+        },
+        Wake {
+            refused: true,
+            ..Wake::default()
+        },
+        durable(Epoch::new(3)),
+    ];
+    for field in fields {
+        let mut combined = field;
+        combined |= Wake::default();
+        assert_eq!(combined, field, "kept when the other wake is empty");
+        let mut combined = Wake::default();
+        combined |= field;
+        assert_eq!(combined, field, "taken from the other wake");
+    }
+    let mut newer = durable(Epoch::new(5));
+    newer |= durable(Epoch::new(3));
+    assert_eq!(newer, durable(Epoch::new(5)));
+}
+
 /// Whom each field of a `Wake` concerns: `progress` waiters for an epoch, staging or a
 /// settling; the background only for `background`. Work for the background alone is progress
 /// (its runner looks for more at once) but wakes no waiter.
@@ -402,10 +437,11 @@ fn reads_skip_the_lock_only_while_nothing_is_staged() {
 }
 
 /// A RAM store whose writes, syncs or grows fail, or whose syncs panic, while told to; and
-/// that runs a hook, once, at its next sync.
+/// that runs a hook, once, at its next sync, and another at its next read.
 #[derive(Default)]
 struct Faulty {
     on_sync: std::sync::Mutex<Option<std::boxed::Box<dyn FnOnce() + Send>>>,
+    on_read: std::sync::Mutex<Option<std::boxed::Box<dyn FnOnce() + Send>>>,
     inner: MemStore<'static>,
     fail_writes: core::sync::atomic::AtomicBool,
     fail_syncs: core::sync::atomic::AtomicBool,
@@ -437,6 +473,10 @@ impl ChunkStore for Faulty {
         self.inner.len()
     }
     fn read_at(&self, offset: u64, bufs: &mut [&mut [u8]]) -> Result<(), crate::StoreError> {
+        let hook = self.on_read.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
         self.inner.read_at(offset, bufs)
     }
     fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), crate::StoreError> {

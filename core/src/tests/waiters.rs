@@ -272,6 +272,10 @@ fn a_running_commit_hands_an_async_waiters_batch_back_to_the_background() {
 /// the writes in flight; nobody calls a blocking wait.
 #[test]
 fn concurrent_async_waiters_over_a_threaded_pipe() {
+    super::concurrent::watched(async_waiters_over_a_threaded_pipe);
+}
+
+fn async_waiters_over_a_threaded_pipe() {
     let config = config(64, 16)
         .with_journal(Journal::Atomic)
         .with_journal_bytes(256 * 1024);
@@ -418,6 +422,105 @@ fn a_dropped_async_writer_leaves_the_list() {
     assert_eq!(counter.count(), 1);
     assert!(matches!(
         poll_any(kept.as_mut(), &waker),
+        Poll::Ready(Ok(_))
+    ));
+}
+
+/// A flush step refused the commit turn (`WouldBlock`) while another holds it is woken when
+/// the holder gives it up — here the holder's commit carries an earlier batch and publishes
+/// nothing the refused caller waits for, so only `Wake::refused` tells it to look again.
+#[test]
+fn a_caller_refused_the_commit_turn_is_woken_when_it_is_given_up() {
+    type HookPipe = Pipe<'static, Arc<Faulty>>;
+    let journal = Arc::new(Faulty::default());
+    let config = config(8, 8)
+        .with_journal(Journal::Atomic)
+        .with_journal_bytes(64 * 1024);
+    let pipe: Arc<HookPipe> = Arc::new(
+        Pipe::with_journal(Arc::new(Faulty::default()), Arc::clone(&journal), config).unwrap(),
+    );
+    let first = pipe.try_write(0, &chunk(1)).unwrap();
+    pipe.request_durable(first);
+    let during = Arc::downgrade(&pipe);
+    *journal.on_sync.lock().unwrap() = Some(std::boxed::Box::new(move || {
+        let pipe = during.upgrade().unwrap();
+        assert_eq!(
+            pipe.flush_step(NOW),
+            Err(Error::WouldBlock),
+            "the turn is held"
+        );
+    }));
+    let wake = pipe.flush_step(NOW).unwrap();
+    assert_eq!(wake.durable, Some(first));
+    assert!(
+        wake.refused,
+        "the caller turned away is told the turn is free"
+    );
+    let wake = pipe.flush_step(NOW).unwrap();
+    assert!(!wake.refused, "told once");
+}
+
+/// A registered background waker is replaced by a new one: the ask wakes the newest only.
+#[test]
+fn a_new_background_waker_replaces_the_old() {
+    let pipe = atomic_pipe();
+    let (old, old_waker) = counter();
+    let (new, new_waker) = counter();
+    pipe.set_background_waker(&old_waker);
+    pipe.set_background_waker(&new_waker);
+    let epoch = pipe.try_write(0, &chunk(1)).unwrap();
+    let mut future = std::pin::pin!(pipe.durable(epoch));
+    assert!(poll(future.as_mut(), Waker::noop()).is_pending());
+    assert_eq!((old.count(), new.count()), (0, 1));
+}
+
+/// A read that holds staging while the background frees it hands the freeing to its own end:
+/// the async writer woken by the background finds staging still held and waits again; the
+/// read's end wakes it, and it is staged.
+#[test]
+fn a_read_that_held_staging_wakes_an_async_writer_when_it_ends() {
+    type HookPipe = Pipe<'static, Arc<Faulty>>;
+    let data = Arc::new(Faulty::default());
+    let config = config(8, 2)
+        .with_journal(Journal::Atomic)
+        .with_journal_bytes(64 * 1024);
+    let pipe: Arc<HookPipe> = Arc::new(
+        Pipe::with_journal(Arc::clone(&data), Arc::new(Faulty::default()), config).unwrap(),
+    );
+    let first = pipe.try_write(0, &[1; 2 * CHUNK]).unwrap();
+    pipe.request_durable(first);
+    assert_eq!(pipe.flush_step(NOW).unwrap().durable, Some(first));
+    let (counter, waker) = counter();
+    let mut write = std::pin::pin!(pipe.write_async(2, &TWO));
+    assert!(
+        poll_any(write.as_mut(), &waker).is_pending(),
+        "staging full"
+    );
+
+    // A read on another thread, held inside its store call until told to go on.
+    let (reading, in_read) = std::sync::mpsc::channel();
+    let (go, go_on) = std::sync::mpsc::channel::<()>();
+    *data.on_read.lock().unwrap() = Some(std::boxed::Box::new(move || {
+        reading.send(()).unwrap();
+        go_on.recv().unwrap();
+    }));
+    let reader = {
+        let pipe = Arc::clone(&pipe);
+        std::thread::spawn(move || pipe.read_into(5, &mut [0; CHUNK]))
+    };
+    in_read.recv().unwrap();
+    // The background writes the batch in place; its slots stay held by the read.
+    assert!(pipe.background_step(NOW).unwrap().writers);
+    assert_eq!(counter.count(), 1, "woken by the background's freeing");
+    assert!(
+        poll_any(write.as_mut(), &waker).is_pending(),
+        "still held by the read: waits again"
+    );
+    go.send(()).unwrap();
+    reader.join().unwrap().unwrap();
+    assert_eq!(counter.count(), 2, "woken again by the read's end");
+    assert!(matches!(
+        poll_any(write.as_mut(), &waker),
         Poll::Ready(Ok(_))
     ));
 }
