@@ -496,6 +496,8 @@ fn a_read_that_held_staging_wakes_an_async_writer_when_it_ends() {
         poll_any(write.as_mut(), &waker).is_pending(),
         "staging full"
     );
+    pipe.read_into(5, &mut [0; CHUNK]).unwrap();
+    assert_eq!(counter.count(), 0, "a read that frees nothing wakes nobody");
 
     // A read on another thread, held inside its store call until told to go on.
     let (reading, in_read) = std::sync::mpsc::channel();
