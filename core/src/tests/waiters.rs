@@ -65,6 +65,11 @@ fn the_background_commits_what_an_async_waiter_asks_for_and_the_publish_wakes_it
     let (task, waker) = counter();
     let mut first = std::pin::pin!(pipe.durable(epoch));
     let mut second = std::pin::pin!(pipe.durable(epoch));
+    assert_eq!(first.epoch(), epoch);
+    assert_eq!(
+        std::format!("{:?}", *first),
+        std::format!("Durable {{ epoch: {epoch:?}, .. }}")
+    );
     assert!(poll(first.as_mut(), &waker).is_pending());
     assert_eq!(background.count(), 1, "the first ask wakes the background");
     assert!(poll(second.as_mut(), &waker).is_pending());
@@ -405,6 +410,21 @@ fn closing_or_poisoning_ends_an_async_writers_wait() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// More async writers than one batch of wakers: a freeing wakes every one of them.
+#[test]
+fn a_freeing_wakes_every_waiting_async_writer() {
+    let (pipe, _) = full_pipe();
+    let (counter, waker) = counter();
+    let mut writes: Vec<_> = (0..40)
+        .map(|_| std::boxed::Box::pin(pipe.write_async(2, &TWO)))
+        .collect();
+    for write in &mut writes {
+        assert!(poll_any(write.as_mut(), &waker).is_pending());
+    }
+    assert!(pipe.background_step(NOW).unwrap().writers);
+    assert_eq!(counter.count(), 40);
 }
 
 /// An async writer dropped while it waits leaves the list; the next freeing wakes the others.
