@@ -328,11 +328,7 @@ impl<'a, S: ChunkStore> Pipe<'a, S> {
     /// before. The driver then runs `background_step` until it makes no progress, and sleeps
     /// until [`next_background_at`](Pipe::next_background_at) or this waker.
     pub fn set_background_waker(&self, waker: &Waker) {
-        let mut state = self.lock();
-        match &state.background_waker {
-            Some(old) if old.will_wake(waker) => {}
-            _ => state.background_waker = Some(waker.clone()),
-        }
+        crate::waiters::keep_waker(&mut self.lock().background_waker, waker);
     }
 
     /// Asks for everything written so far to be made durable now (see

@@ -144,6 +144,14 @@ impl WaiterList {
     }
 }
 
+/// Keeps `waker` in `slot`, unless the one there already wakes the same task (no clone then).
+pub(crate) fn keep_waker(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(old) => old.clone_from(waker),
+        None => *slot = Some(waker.clone()),
+    }
+}
+
 /// A future's place in one of the pipe's waiter lists: its node, and whether it was ever
 /// linked (so that dropping a future that never waited takes no lock).
 struct Place {
@@ -192,11 +200,7 @@ impl Place {
                 }
                 return false;
             }
-            let kept = &mut (*node.as_ptr()).waker;
-            match kept {
-                Some(old) if old.will_wake(waker) => {}
-                _ => *kept = Some(waker.clone()),
-            }
+            keep_waker(&mut (*node.as_ptr()).waker, waker);
             if linked {
                 return false;
             }

@@ -188,10 +188,10 @@ fn async_due_at(state: &mut State<'_>, config: &Config, now: Instant) -> Option<
     next_flush_at(state, config, now)
 }
 
-/// What every step does last: wakes the async waiters it made ready — on epochs it published,
-/// on staging it freed; every one, when it failed — and once no commit runs, hands back what was left to the commit that ran — the
-/// turn to whoever was refused it, an async waiter's batch to the background
-/// ([`async_due_at`]).
+/// What every step does last: wakes the async waiters it made ready (on epochs it published,
+/// on staging it freed; every one when it failed); and, once no commit runs, hands back what was
+/// left to the commit that ran: the turn to whoever was refused it, an async waiter's batch to
+/// the background ([`async_due_at`]).
 fn stepped<S>(shared: &Shared<'_, S>, result: Result<Wake, Error>) -> Result<Wake, Error> {
     match result {
         Ok(mut wake) => {
